@@ -1,0 +1,159 @@
+"""NATS access: a thin JSON layer over nats-py, and the Binding that owns one subscription."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from . import contract
+from .errors import BusError, ContractError
+
+log = logging.getLogger("rosey.bus")
+
+MessageHandler = Callable[[Msg], Awaitable[None]]
+
+
+class Bus:
+    """JSON publish, subscribe and request over one NATS connection; outbound payloads are checked."""
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+
+    @classmethod
+    async def connect(cls, url: str, name: str = "rosey", timeout: float = 5.0, **options: Any) -> Bus:
+        async def on_error(e: Exception) -> None:
+            log.warning("NATS error: %s", e)
+
+        async def on_disconnect() -> None:
+            if not (nc.is_closed or nc.is_draining):
+                log.warning("NATS disconnected; reconnecting")
+
+        async def on_reconnect() -> None:
+            log.info("NATS reconnected to %s", nc.connected_url.netloc if nc.connected_url else url)
+
+        try:
+            nc = await nats.connect(
+                url, name=name, connect_timeout=timeout, max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5, error_cb=on_error, disconnected_cb=on_disconnect,
+                reconnected_cb=on_reconnect, **options,
+            )
+        except Exception as e:
+            raise BusError("connect", f"{url}: {e or type(e).__name__}") from e
+        return cls(nc)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.nc.is_connected)
+
+    async def publish(self, subject: str, payload: Any, reply: str = "") -> None:
+        contract.check(subject, payload)
+        try:
+            await self.nc.publish(subject, contract.encode(payload), reply=reply)
+        except NatsError as e:
+            raise BusError(f"publish to {subject}", str(e) or type(e).__name__) from e
+
+    async def respond(self, msg: Msg, payload: Any) -> None:
+        if not msg.reply:
+            return
+        try:
+            await self.nc.publish(msg.reply, contract.encode(payload))
+        except NatsError as e:
+            raise BusError(f"reply on {msg.subject}", str(e) or type(e).__name__) from e
+
+    async def request(self, subject: str, payload: Any, timeout: float = 5.0) -> Any:
+        """Request/reply; the reply is decoded but not judged (callers read `success`)."""
+        contract.check(subject, payload)
+        try:
+            msg = await self.nc.request(subject, contract.encode(payload), timeout=timeout)
+        except NoRespondersError as e:
+            raise BusError(f"request to {subject}", "no responders") from e
+        except NatsTimeout as e:
+            raise BusError(f"request to {subject}", f"no reply within {timeout:g}s") from e
+        except NatsError as e:
+            raise BusError(f"request to {subject}", str(e) or type(e).__name__) from e
+        try:
+            return contract.decode(subject, msg.data, key="reply")
+        except ContractError as e:
+            raise BusError(f"request to {subject}", f"bad reply: {e.problem}") from e
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        try:
+            await self.nc.flush(timeout)
+        except NatsError as e:
+            raise BusError("flush", str(e) or type(e).__name__) from e
+
+    async def close(self) -> None:
+        if self.nc.is_closed:
+            return
+        try:
+            await self.nc.drain()
+        except NatsError:
+            await self.nc.close()
+
+
+class Binding:
+    """Owns exactly one subscription; each message is handled in its own tracked task."""
+
+    def __init__(self, bus: Bus, subject: str, handler: MessageHandler, queue: str = "") -> None:
+        self.bus, self.subject, self.queue, self.handler = bus, subject, queue, handler
+        self.subscription: Subscription | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.received = 0
+
+    def __repr__(self) -> str:
+        return f"Binding({self.subject!r}, queue={self.queue!r})"
+
+    @property
+    def busy(self) -> int:
+        """Messages received but not finished, including those still queued in the client."""
+        pending = self.subscription.pending_msgs if self.subscription else 0
+        return len(self.tasks) + pending
+
+    async def start(self) -> None:
+        if self.subscription is not None:
+            return
+        try:
+            self.subscription = await self.bus.nc.subscribe(
+                self.subject, queue=self.queue, cb=self._dispatch
+            )
+        except NatsError as e:
+            raise BusError(f"subscribe to {self.subject}", str(e) or type(e).__name__) from e
+
+    async def _dispatch(self, msg: Msg) -> None:
+        # nats-py calls this one message at a time; a task per message lets invocations overlap.
+        self.received += 1
+        task = asyncio.create_task(self._run(msg))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, msg: Msg) -> None:
+        try:
+            await self.handler(msg)
+        except Exception:
+            log.exception("unhandled error on %s", self.subject)
+
+    async def stop(self, timeout: float = 10.0) -> int:
+        """Stop taking messages, finish those already received; returns how many were drained."""
+        subscription, self.subscription = self.subscription, None
+        drained = len(self.tasks)
+        if subscription is not None:
+            drained += subscription.pending_msgs
+            try:
+                await subscription.drain()
+            except NatsError as e:
+                log.warning("drain of %s failed: %s", self.subject, e)
+        if self.tasks:
+            _, late = await asyncio.wait(set(self.tasks), timeout=timeout)
+            for task in late:
+                task.cancel()
+        return drained

@@ -1,0 +1,176 @@
+"""The `rosey` command: one click group, thin subcommands over library functions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__, contract, manifest, service
+from .bus import Bus
+from .constants import command_subject
+from .errors import RoseyError
+from .permissions import check_rank, rank_name
+from .registry import Registry
+from .settings import Settings
+from .settings import load as load_settings
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(path_type=Path), default=None,
+    help="Settings file (default: ./rosey.yaml if present).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def _settings(config_path: Path | None) -> Settings:
+    try:
+        return load_settings(config_path)
+    except RoseyError as e:
+        raise click.ClickException(str(e)) from e
+
+
+def _fail(error: RoseyError) -> click.ClickException:
+    return click.ClickException(str(error))
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@click.group()
+@click.version_option(__version__, prog_name="rosey")
+def cli() -> None:
+    """Rosey: plain Python functions, declared in YAML manifests, serving a CyTube channel."""
+
+
+@cli.command()
+@config_option
+@click.option("--rank", type=float, default=0, show_default=True, help="Console user's rank.")
+@click.option("--user", default="console", show_default=True, help="Console user's name.")
+def run(config_path: Path | None, rank: float, user: str) -> None:
+    """Start Rosey (embedded NATS when none is configured; console chat without cytube)."""
+    settings = _settings(config_path)
+    _logging(settings.log_level)
+    try:
+        code = asyncio.run(service.serve(settings, rank=rank, user=user))
+    except RoseyError as e:
+        raise _fail(e) from e
+    sys.exit(code)
+
+
+@cli.command()
+@config_option
+@json_option
+def validate(config_path: Path | None, as_json: bool) -> None:
+    """Check every manifest (and that their commands do not clash) without starting anything."""
+    settings = _settings(config_path)
+    try:
+        registry = Registry(manifest.load_dir(settings.manifests_dir))
+    except RoseyError as e:
+        raise _fail(e) from e
+    if as_json:
+        click.echo(json.dumps({"valid": True, "functions": [f.name for f in registry]}))
+    else:
+        click.echo(f"{len(registry)} manifests valid: {', '.join(f.name for f in registry)}")
+
+
+@cli.command(name="ls")
+@config_option
+@json_option
+def list_functions(config_path: Path | None, as_json: bool) -> None:
+    """List functions and their commands, from the manifests."""
+    settings = _settings(config_path)
+    try:
+        registry = Registry(manifest.load_dir(settings.manifests_dir))
+    except RoseyError as e:
+        raise _fail(e) from e
+    rows = [
+        {"function": r.function.name, "version": r.function.version, "command": r.command.name,
+         "aliases": list(r.command.aliases), "rank": r.command.rank,
+         "external": r.function.external}
+        for r in registry.commands()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for row in rows:
+        aliases = f" ({', '.join(row['aliases'])})" if row["aliases"] else ""
+        where = " [external]" if row["external"] else ""
+        click.echo(f"!{row['command']}{aliases}  {row['function']} {row['version']}  "
+                   f"rank {row['rank']:g}+{where}")
+
+
+@cli.command()
+@config_option
+@json_option
+@click.argument("command")
+@click.argument("args", nargs=-1)
+@click.option("--rank", type=float, default=0, show_default=True)
+@click.option("--user", default="console", show_default=True)
+@click.option("--timeout", type=float, default=None, help="Seconds to wait for the reply.")
+def invoke(config_path: Path | None, as_json: bool, command: str, args: tuple[str, ...],
+           rank: float, user: str, timeout: float | None) -> None:
+    """Run one command and print the reply (against the running instance, or a private one)."""
+    settings = _settings(config_path)
+    _logging("WARNING")
+    try:
+        reply = asyncio.run(_invoke(settings, command, list(args), rank, user, timeout))
+    except RoseyError as e:
+        raise _fail(e) from e
+    if as_json:
+        click.echo(json.dumps(reply))
+    elif reply.get("success"):
+        for line in (reply.get("data") or {}).get("replies", []):
+            click.echo(line)
+    else:
+        raise click.ClickException(f"{reply.get('error_code')}: {reply.get('error')}")
+    if not reply.get("success"):
+        sys.exit(1)
+
+
+async def _invoke(settings: Settings, word: str, args: list[str], rank: float, user: str,
+                  timeout: float | None) -> dict[str, Any]:
+    registry = Registry(manifest.load_dir(settings.manifests_dir))
+    route = registry.resolve(word.lstrip(settings.command_prefix))
+    if route is None:
+        raise click.ClickException(f"no function has a command {word!r} (see `rosey ls`)")
+    try:
+        check_rank(route.command, rank)
+    except RoseyError as e:
+        return contract.failure(e.code, f"{e} ({rank_name(route.command.rank)} or higher)")
+    payload = {
+        "command": route.command.name, "args": args, "user": user, "rank": rank,
+        "channel": settings.channel, "raw_message": " ".join([settings.command_prefix + word, *args]),
+    }
+    wait = timeout or route.function.timeout + 1.0
+    running = settings.nats.url or (service.find(settings) and service.nats_url(settings))
+    if running:
+        bus = await Bus.connect(str(running), name="rosey-invoke")
+        try:
+            reply: dict[str, Any] = await bus.request(command_subject(route.function.name), payload, wait)
+            return reply
+        finally:
+            await bus.close()
+    return await service.invoke_once(settings, route.function.name, payload, wait)
+
+
+@cli.command(name="contract")
+@click.option("--markdown", is_flag=True, help="Print docs/contracts.md.")
+def show_contract(markdown: bool) -> None:
+    """Print the NATS contract's JSON Schemas (or the generated Markdown)."""
+    if markdown:
+        click.echo(contract.render_markdown(), nl=False)
+    else:
+        click.echo(json.dumps(contract.specs(), indent=2))
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,111 @@
+"""One exception base, one subclass per stage; each builds its message in __init__."""
+
+from __future__ import annotations
+
+from .constants import ErrorCode
+
+
+class RoseyError(Exception):
+    """Base of every error Rosey raises on purpose."""
+
+    code: ErrorCode = ErrorCode.PLUGIN_ERROR
+
+
+class ConfigError(RoseyError):
+    """rosey.yaml or the environment holds a value Rosey cannot use."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        self.source, self.key, self.problem = source, key, problem
+        where = f"{source}: {key}" if key else source
+        super().__init__(f"{where}: {problem}")
+
+
+class ManifestError(RoseyError):
+    """A manifest failed to parse or validate; `problems` lists every finding."""
+
+    code = ErrorCode.INVALID_INPUT
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source, self.problems = source, problems
+        prefix = f"{source}: " if source else ""
+        super().__init__("\n".join(prefix + p for p in problems))
+
+
+class LoadError(RoseyError):
+    """A function's code could not be imported or its handler is unusable."""
+
+    def __init__(self, function: str, target: str, reason: str) -> None:
+        self.function, self.target, self.reason = function, target, reason
+        super().__init__(f"function {function!r}: cannot load {target}: {reason}")
+
+
+class RegistryError(RoseyError):
+    """Two functions claim the same name or command."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+
+
+class ContractError(RoseyError):
+    """A NATS payload does not match the published contract."""
+
+    code = ErrorCode.INVALID_INPUT
+
+    def __init__(self, subject: str, problem: str) -> None:
+        self.subject, self.problem = subject, problem
+        super().__init__(f"{subject}: {problem}")
+
+
+class PermissionDenied(RoseyError):
+    """A user's rank is below what a command needs."""
+
+    code = ErrorCode.PERMISSION_DENIED
+
+    def __init__(self, command: str, needed: float, have: float) -> None:
+        self.command, self.needed, self.have = command, needed, have
+        super().__init__(f"!{command} needs rank {needed:g} (you have {have:g})")
+
+
+class InvocationError(RoseyError):
+    """A handler raised; the original exception is chained as __cause__."""
+
+    def __init__(
+        self, function: str, version: str, detail: str, code: ErrorCode = ErrorCode.PLUGIN_ERROR
+    ) -> None:
+        self.function, self.version, self.code = function, version, code
+        super().__init__(f"{function} {version} failed: {detail}")
+
+
+class InvocationTimeout(RoseyError):
+    """A handler ran past its manifest's timeout."""
+
+    code = ErrorCode.TIMEOUT
+
+    def __init__(self, function: str, version: str, timeout: float) -> None:
+        self.function, self.version, self.timeout = function, version, timeout
+        super().__init__(f"{function} {version} timed out after {timeout:g}s")
+
+
+class BusError(RoseyError):
+    """A NATS operation failed."""
+
+    code = ErrorCode.NATS_ERROR
+
+    def __init__(self, operation: str, detail: str) -> None:
+        super().__init__(f"NATS {operation} failed: {detail}")
+
+
+class StoreError(RoseyError):
+    """A database operation failed on the Redis side."""
+
+    code = ErrorCode.DATABASE_ERROR
+
+    def __init__(self, operation: str, detail: str) -> None:
+        super().__init__(f"database {operation} failed: {detail}")
+
+
+class ServerError(RoseyError):
+    """An embedded server (nats-server, redis-server) could not be started."""
+
+    def __init__(self, server: str, detail: str) -> None:
+        super().__init__(f"cannot start embedded {server}: {detail}")

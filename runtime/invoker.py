@@ -1,0 +1,258 @@
+"""Runs one function version's handlers: bindings, concurrency, timeouts, failure isolation, replies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from nats.aio.msg import Msg
+
+from . import contract
+from .bus import Binding, Bus
+from .constants import ErrorCode, command_subject, queue_group, request_subject
+from .context import Context, Event, SyncContext
+from .errors import (
+    ContractError,
+    InvocationError,
+    InvocationTimeout,
+    PermissionDenied,
+    RoseyError,
+)
+from .loader import Code, is_async
+from .manifest import Function, SubjectSpec
+from .permissions import check_rank, denial_line
+from .registry import Route
+
+log = logging.getLogger("rosey.invoker")
+
+
+@dataclass
+class Stats:
+    invocations: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    busy: int = 0
+    denied: int = 0
+
+
+class Invoker:
+    """One loaded version of a function and the subscriptions that feed it."""
+
+    def __init__(
+        self,
+        code: Code,
+        bus: Bus,
+        executor: Executor,
+        catalog: Callable[[], list[Route]] = list,
+        db: Any = None,
+    ) -> None:
+        self.function: Function = code.function
+        self.code, self.bus, self.executor, self.catalog, self.db = code, bus, executor, catalog, db
+        self.in_flight = 0
+        self.stats = Stats()
+        self.log = logging.getLogger(f"rosey.fn.{self.function.name}")
+        self.bindings = self._bindings()
+
+    def __repr__(self) -> str:
+        return f"Invoker({self.function.name} {self.function.version})"
+
+    def _bindings(self) -> list[Binding]:
+        f, queue = self.function, queue_group(self.function.name)
+        found: list[Binding] = []
+        if f.commands:
+            found.append(Binding(self.bus, command_subject(f.name), self.on_command, queue))
+        if f.handler:
+            found.append(Binding(self.bus, request_subject(f.name), self.on_request, queue))
+        for spec in f.subjects:
+            found.append(Binding(self.bus, spec.subject, partial(self.on_event, spec), queue))
+        return found
+
+    async def start(self) -> None:
+        started: list[Binding] = []
+        try:
+            for binding in self.bindings:
+                await binding.start()
+                started.append(binding)
+        except BaseException:
+            for binding in started:
+                await binding.stop(0)
+            raise
+
+    async def stop(self, timeout: float = 10.0) -> int:
+        """Unsubscribe and let work already received finish; returns how many were drained."""
+        results = await asyncio.gather(*(b.stop(timeout) for b in self.bindings))
+        return sum(results)
+
+    @property
+    def busy(self) -> int:
+        return sum(b.busy for b in self.bindings)
+
+    # Inbound messages
+
+    async def on_command(self, msg: Msg) -> None:
+        try:
+            payload = contract.decode(msg.subject, msg.data)
+        except ContractError as e:
+            await self._refuse(msg, e)
+            return
+        route = self._command(payload["command"])
+        event = Event(
+            kind="command", subject=msg.subject, payload=payload,
+            command=route.name if route else payload["command"], args=tuple(payload["args"]),
+            user=payload["user"], rank=payload["rank"], channel=payload.get("channel"),
+            raw_message=payload.get("raw_message"), source=payload.get("source", "chat"),
+        )
+        if route is None:
+            await self._refuse(msg, ContractError(msg.subject, f"unknown command {payload['command']!r}"))
+            return
+        try:
+            # The router checked already; checking again protects against direct publishers.
+            check_rank(route, event.rank)
+        except PermissionDenied as e:
+            self.stats.denied += 1
+            await self._tell(msg, event, denial_line(event.user or "?", e), e)
+            return
+        await self._invoke(msg, event, self.function.handler_for(route.name))
+
+    async def on_request(self, msg: Msg) -> None:
+        try:
+            payload = contract.decode(msg.subject, msg.data)
+        except ContractError as e:
+            await self._refuse(msg, e)
+            return
+        event = Event(kind="request", subject=msg.subject, payload=payload,
+                      command=payload.get("action") or payload.get("command"),
+                      user=payload.get("user"), rank=payload.get("rank", 0),
+                      channel=payload.get("channel"))
+        await self._invoke(msg, event, self.function.handler)
+
+    async def on_event(self, spec: SubjectSpec, msg: Msg) -> None:
+        try:
+            payload = contract.decode(msg.subject, msg.data)
+        except ContractError as e:
+            await self._refuse(msg, e)
+            return
+        data = payload if isinstance(payload, dict) else {"value": payload}
+        event = Event(kind="event", subject=msg.subject, payload=data, user=data.get("user"),
+                      rank=data.get("rank", 0) if isinstance(data.get("rank"), int | float) else 0,
+                      channel=data.get("channel"))
+        await self._invoke(msg, event, spec.handler or self.function.handler)
+
+    def _command(self, word: str) -> Any:
+        commands = self.function.commands
+        if word in commands:
+            return commands[word]
+        return next((c for c in commands.values() if word in c.aliases), None)
+
+    # Running a handler
+
+    async def _invoke(self, msg: Msg, event: Event, target: str | None) -> None:
+        f = self.function
+        if target is None:
+            await self._refuse(msg, ContractError(msg.subject, f"{f.name} has no handler for this"))
+            return
+        if self.in_flight >= f.concurrency:
+            self.stats.busy += 1
+            busy = RoseyError(f"{f.name} is busy, try again in a moment.")
+            await self._tell(msg, event, str(busy), busy)
+            return
+        ctx = Context(f, event, self.bus.publish, self.bus.request, self.catalog, self.db,
+                      logging.LoggerAdapter(self.log, {"function": f.name, "version": f.version}))
+        if msg.reply and event.kind == "command":
+            ctx.collected = []
+        self.stats.invocations += 1
+        try:
+            result = await self._run(self.code.handler(target), event, ctx)
+        except InvocationTimeout as e:
+            self.stats.timeouts += 1
+            self.log.warning("%s", e)
+            await self._tell(msg, event, f"Sorry, {event.command or f.name} took too long.", e)
+            return
+        except InvocationError as e:
+            self.stats.errors += 1
+            self.log.error("%s (handler %s, %s)", e, target, event.subject, exc_info=e.__cause__)
+            await self._tell(msg, event, f"Sorry, {event.command or f.name} failed.", e)
+            return
+        await self._deliver(msg, event, ctx, result)
+
+    async def _run(self, handler: Any, event: Event, ctx: Context) -> Any:
+        f = self.function
+        timer = asyncio.timeout(f.timeout)
+        self.in_flight += 1
+        if is_async(handler):
+            try:
+                async with timer:
+                    return await handler(event, ctx)
+            except TimeoutError as e:
+                if timer.expired():
+                    raise InvocationTimeout(f.name, f.version, f.timeout) from e
+                raise InvocationError(f.name, f.version, _brief(e)) from e
+            except Exception as e:
+                raise InvocationError(f.name, f.version, _brief(e), _code(e)) from e
+            finally:
+                self.in_flight -= 1
+        loop = asyncio.get_running_loop()
+        run = contextvars.copy_context().run
+        future = loop.run_in_executor(self.executor, run, handler, event, SyncContext(ctx, loop))
+        # A thread cannot be cancelled: the slot is held until the handler really returns, so a
+        # handler that hangs uses up its own function's concurrency, not everyone's threads.
+        future.add_done_callback(lambda _: self._release_thread(future))
+        try:
+            async with timer:
+                return await asyncio.shield(future)
+        except TimeoutError as e:
+            if timer.expired():
+                raise InvocationTimeout(f.name, f.version, f.timeout) from e
+            raise InvocationError(f.name, f.version, _brief(e)) from e
+        except Exception as e:
+            raise InvocationError(f.name, f.version, _brief(e), _code(e)) from e
+
+    def _release_thread(self, future: asyncio.Future[Any]) -> None:
+        self.in_flight -= 1
+        if future.done() and not future.cancelled() and future.exception() is not None:
+            self.log.debug("late sync handler ended with %r", future.exception())
+
+    # Answers
+
+    async def _deliver(self, msg: Msg, event: Event, ctx: Context, result: Any) -> None:
+        if event.kind == "request":
+            await self.bus.respond(msg, contract.ok(result))
+            return
+        if isinstance(result, str | list | tuple):
+            await ctx.reply(list(result) if not isinstance(result, str) else result)
+        elif result is not None and not isinstance(result, dict):
+            self.log.warning("%s returned %s; expected str, list of str, dict or None",
+                             self.function.name, type(result).__name__)
+        if ctx.collected is not None:
+            await self.bus.respond(msg, contract.ok({"replies": ctx.collected}))
+
+    async def _tell(self, msg: Msg, event: Event, line: str, error: RoseyError) -> None:
+        """One short line to the user (or a structured error to a requester), never a traceback."""
+        if msg.reply:
+            await self.bus.respond(msg, contract.failure(error.code, line))
+            return
+        if event.kind != "command":
+            return
+        ctx = Context(self.function, event, self.bus.publish, self.bus.request)
+        try:
+            await ctx.reply(line)
+        except RoseyError as e:
+            self.log.warning("could not tell %s: %s", event.user, e)
+
+    async def _refuse(self, msg: Msg, error: ContractError) -> None:
+        self.log.warning("refused message: %s", error)
+        await self.bus.respond(msg, contract.failure(ErrorCode.INVALID_INPUT, str(error)))
+
+
+def _brief(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+def _code(e: BaseException) -> ErrorCode:
+    return e.code if isinstance(e, RoseyError) else ErrorCode.PLUGIN_ERROR

@@ -1,0 +1,195 @@
+"""Manifests: the only YAML parser in Rosey, and the `Function` built from each manifest."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import schemas
+from .constants import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
+from .errors import ManifestError
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    rank: float = 0
+    aliases: tuple[str, ...] = ()
+    usage: str = ""
+    help: str = ""
+    handler: str | None = None
+    cooldown: float = 0.0
+
+
+@dataclass(frozen=True)
+class SubjectSpec:
+    subject: str
+    handler: str | None = None
+
+
+@dataclass(frozen=True)
+class Function:
+    """A function as its manifest declares it; the routing table is built from these."""
+
+    name: str
+    version: str
+    description: str
+    handler: str | None = None
+    commands: Mapping[str, Command] = field(default_factory=dict)
+    subjects: tuple[SubjectSpec, ...] = ()
+    timeout: float = DEFAULT_TIMEOUT
+    concurrency: int = DEFAULT_CONCURRENCY
+    collections: tuple[str, ...] = ()
+    config: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "<memory>"
+
+    @property
+    def external(self) -> bool:
+        """True when another process answers on plugin.<name>.command."""
+        return self.handler is None and not any(c.handler for c in self.commands.values())
+
+    def handler_for(self, command: str) -> str | None:
+        spec = self.commands.get(command)
+        return (spec.handler if spec else None) or self.handler
+
+    def handler_targets(self) -> set[str]:
+        """Every `module:function` this function's code must provide."""
+        targets = {c.handler or self.handler for c in self.commands.values()}
+        targets |= {s.handler or self.handler for s in self.subjects}
+        if self.handler:
+            targets.add(self.handler)
+        return {t for t in targets if t}
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys, which YAML otherwise resolves silently."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def display_path(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse one YAML file; syntax errors name the line and column."""
+    source = display_path(path)
+    try:
+        text = path.read_text("utf-8")
+    except OSError as e:
+        raise ManifestError(source, [f"cannot read: {e.strerror or e}"]) from e
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ManifestError(source, [f"{where}YAML syntax error: {e.problem or e}"]) from e
+    except yaml.YAMLError as e:
+        raise ManifestError(source, [f"YAML syntax error: {e}"]) from e
+
+
+def parse(data: Any, source: str = "<memory>") -> Function:
+    """Validate a manifest already read into Python values and build its Function."""
+    if data is None:
+        raise ManifestError(source, ["the file is empty; expected name, version and description"])
+    check = schemas.validator("manifest.json")
+    found = schemas.problems(check, data)
+    if found:
+        raise ManifestError(source, found)
+    found = _semantic_problems(data)
+    if found:
+        raise ManifestError(source, found)
+    commands = {
+        name: Command(
+            name=name,
+            rank=spec.get("rank", 0),
+            aliases=tuple(spec.get("aliases", ())),
+            usage=spec.get("usage", ""),
+            help=spec.get("help", ""),
+            handler=spec.get("handler"),
+            cooldown=float(spec.get("cooldown", 0)),
+        )
+        for name, spec in (data.get("commands") or {}).items()
+    }
+    return Function(
+        name=data["name"],
+        version=data["version"],
+        description=data["description"],
+        handler=data.get("handler"),
+        commands=commands,
+        subjects=tuple(SubjectSpec(s["subject"], s.get("handler")) for s in data.get("subjects", ())),
+        timeout=float(data.get("timeout", DEFAULT_TIMEOUT)),
+        concurrency=int(data.get("concurrency", DEFAULT_CONCURRENCY)),
+        collections=tuple(data.get("collections", ())),
+        config=dict(data.get("config") or {}),
+        source=source,
+    )
+
+
+def _semantic_problems(data: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+    commands: dict[str, dict[str, Any]] = data.get("commands") or {}
+    subjects: list[dict[str, Any]] = data.get("subjects") or []
+    top = data.get("handler")
+    local = bool(top) or any("handler" in c for c in commands.values())
+    names: dict[str, str] = {name: name for name in commands}
+    for name, spec in commands.items():
+        if local and not (spec.get("handler") or top):
+            found.append(f"commands.{name}.handler: required, since the manifest has no top-level handler")
+        for alias in spec.get("aliases", ()):
+            if alias in names:
+                other = names[alias]
+                found.append(
+                    f"commands.{name}.aliases: {alias!r} is already "
+                    + ("a command" if other == alias else f"an alias of {other!r}")
+                )
+            else:
+                names[alias] = name
+    for i, spec in enumerate(subjects):
+        if not (spec.get("handler") or top):
+            found.append(f"subjects[{i}].handler: required, since the manifest has no top-level handler")
+    if not commands and not subjects and not top:
+        found.append("handler: a manifest needs a handler, commands or subjects")
+    return found
+
+
+def load(path: Path) -> Function:
+    """Read and validate one manifest file."""
+    data = load_yaml(path)
+    return parse(data, display_path(path))
+
+
+def load_dir(directory: Path) -> list[Function]:
+    """Every manifest in a folder; all problems of all files are reported together."""
+    functions: list[Function] = []
+    errors: list[ManifestError] = []
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        try:
+            functions.append(load(path))
+        except ManifestError as e:
+            errors.append(e)
+    if errors:
+        combined = [line for e in errors for line in str(e).splitlines()]
+        raise ManifestError("", combined) from errors[0]
+    return functions

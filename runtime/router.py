@@ -1,0 +1,126 @@
+"""Turns chat lines such as `!roll 2d6` into routed commands, after checking rank and cooldown."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+from collections.abc import Callable
+from typing import Any
+
+from nats.aio.msg import Msg
+
+from . import contract
+from .bus import Binding, Bus
+from .constants import CHAT, PM, SEND_CHAT, SEND_PM, command_subject
+from .errors import ContractError, PermissionDenied, RoseyError
+from .permissions import Cooldowns, check_rank, denial_line
+from .registry import Registry
+
+log = logging.getLogger("rosey.router")
+
+ROUTER_QUEUE = "rosey.router"
+
+
+def parse(text: str, prefix: str) -> tuple[str, list[str]] | None:
+    """`!roll "a b" c` → ("roll", ["a b", "c"]); None when the line is not a command."""
+    if not prefix or not text.startswith(prefix):
+        return None
+    body = text[len(prefix):]
+    if not body or body[0].isspace() or body.startswith(prefix):
+        return None
+    lexer = shlex.shlex(body, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    lexer.escape = ""  # backslashes are ordinary characters in chat
+    try:
+        words = list(lexer)
+    except ValueError:
+        words = body.split()  # an unbalanced quote: take the words as typed
+    if not words:
+        return None
+    return words[0].lower(), words[1:]
+
+
+class Router:
+    """Reads cytube.chat and cytube.pm; the manifests in the registry are the routing table."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        registry: Callable[[], Registry],
+        prefix: str = "!",
+        cooldowns: Cooldowns | None = None,
+    ) -> None:
+        self.bus, self.registry, self.prefix = bus, registry, prefix
+        self.cooldowns = cooldowns or Cooldowns()
+        # A queue group, so that several runtimes route each chat line once.
+        self.bindings = [
+            Binding(bus, CHAT, self.on_message, ROUTER_QUEUE),
+            Binding(bus, PM, self.on_message, ROUTER_QUEUE),
+        ]
+        self.routed = 0
+
+    async def start(self) -> None:
+        for binding in self.bindings:
+            await binding.start()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        for binding in self.bindings:
+            await binding.stop(timeout)
+
+    @property
+    def busy(self) -> int:
+        return sum(b.busy for b in self.bindings)
+
+    async def on_message(self, msg: Msg) -> None:
+        try:
+            payload = contract.decode(msg.subject, msg.data)
+        except ContractError as e:
+            log.warning("ignored malformed message: %s", e)
+            return
+        parsed = parse(payload["message"], self.prefix)
+        if parsed is None:
+            return
+        word, args = parsed
+        route = self.registry().resolve(word)
+        if route is None:
+            return  # unknown commands are ignored: other bots may own them
+        source = "pm" if msg.subject == PM else "chat"
+        user, rank = payload["user"], payload["rank"]
+        command = route.command
+        try:
+            check_rank(command, rank)
+        except PermissionDenied as e:
+            await self._answer(payload, source, denial_line(user, e))
+            return
+        wait = self.cooldowns.remaining(user, command)
+        if wait > 0:
+            await self._answer(payload, source, f"{user}: !{command.name} is cooling down, "
+                               f"try again in {max(1, round(wait))}s.")
+            return
+        routed: dict[str, Any] = {
+            "command": command.name, "args": args, "user": user, "rank": rank,
+            "raw_message": payload["message"], "source": source,
+            "time": payload.get("time") or int(time.time() * 1000),
+        }
+        if payload.get("channel") is not None:
+            routed["channel"] = payload["channel"]
+        try:
+            await self.bus.publish(command_subject(route.function.name), routed)
+            self.routed += 1
+        except RoseyError as e:
+            log.error("could not route !%s from %s: %s", word, user, e)
+
+    async def _answer(self, payload: dict[str, Any], source: str, line: str) -> None:
+        channel = payload.get("channel")
+        out: dict[str, Any] = {"message": line}
+        if channel is not None:
+            out["channel"] = channel
+        try:
+            if source == "pm":
+                await self.bus.publish(SEND_PM, {"to": payload["user"], **out})
+            else:
+                await self.bus.publish(SEND_CHAT, out)
+        except RoseyError as e:
+            log.warning("could not answer %s: %s", payload["user"], e)

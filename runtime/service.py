@@ -1,0 +1,147 @@
+"""`rosey run`: embedded servers when none are configured, the runtime, and the chat source."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from .app import Runtime, pid_alive
+from .bus import Bus
+from .console import Console
+from .errors import ConfigError
+from .servers import EmbeddedNats
+from .settings import Settings
+
+log = logging.getLogger("rosey.service")
+
+STATE_FILE = "runtime.json"
+
+
+@dataclass
+class Instance:
+    """Where a running `rosey run` can be reached, as recorded in its data_dir."""
+
+    nats_url: str
+    redis_url: str | None
+    pid: int
+
+
+def state_path(settings: Settings) -> Path:
+    return settings.data_dir / STATE_FILE
+
+
+def record(settings: Settings, instance: Instance) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = state_path(settings)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(instance.__dict__))
+    tmp.replace(path)
+
+
+def forget(settings: Settings) -> None:
+    instance = find(settings)
+    if instance is None or instance.pid == os.getpid():
+        with contextlib.suppress(FileNotFoundError):
+            state_path(settings).unlink()
+
+
+def find(settings: Settings) -> Instance | None:
+    """The running instance recorded in data_dir, if its process is still alive."""
+    try:
+        data = json.loads(state_path(settings).read_text())
+        instance = Instance(data["nats_url"], data.get("redis_url"), int(data["pid"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return instance if pid_alive(instance.pid) else None
+
+
+def nats_url(settings: Settings) -> str:
+    """The NATS URL other commands use: configured, or that of the running instance."""
+    if settings.nats.url:
+        return settings.nats.url
+    instance = find(settings)
+    if instance is None:
+        raise ConfigError(
+            "nats.url", "", f"not set, and no running `rosey run` recorded in {state_path(settings)}"
+        )
+    return instance.nats_url
+
+
+async def serve(
+    settings: Settings, rank: float = 0, user: str = "console", stdin: TextIO | None = None,
+) -> int:
+    """Run until a signal or, for console chat, the end of input. Returns the exit code."""
+    nats_server: EmbeddedNats | None = None
+    url = settings.nats.url
+    if not url:
+        nats_server = EmbeddedNats(settings.data_dir / "nats")
+        url = await asyncio.to_thread(nats_server.start)
+    bus: Bus | None = None
+    runtime: Runtime | None = None
+    console: Console | None = None
+    try:
+        bus = await Bus.connect(url, name="rosey-runtime", timeout=settings.nats.connect_timeout)
+        embedded = " (embedded nats-server)" if nats_server else ""
+        print(f"rosey: NATS {url}{embedded}", file=sys.stderr)
+        runtime = Runtime(settings, bus)
+        await runtime.start()
+        record(settings, Instance(url, settings.redis.url, os.getpid()))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
+        if settings.cytube is None:
+            console = Console(bus, user=user, rank=rank, channel=settings.channel)
+            await console.start()
+            waiters.append(asyncio.ensure_future(console.read(stdin)))
+        done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        for task in done:
+            task.result()
+        reason = "signal" if stop.is_set() else "end of input"
+        if console is not None and not stop.is_set():
+            # Let the answers to the last lines arrive before shutting down.
+            await runtime.quiesce(extra=lambda: console.busy if console else 0)
+        await runtime.stop(reason)
+        return 0
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_signal_handler(sig)
+        if console is not None:
+            await console.stop()
+        if runtime is not None and runtime.started_at:
+            await runtime.stop("error")
+        if bus is not None:
+            await bus.close()
+        forget(settings)
+        if nats_server is not None:
+            nats_server.stop()
+
+
+async def invoke_once(settings: Settings, function: str, payload: dict[str, Any], timeout: float) -> Any:
+    """Start a private runtime on an embedded nats-server, send one command as a request, stop."""
+    from .constants import command_subject
+
+    server = EmbeddedNats()
+    url = await asyncio.to_thread(server.start)
+    bus = await Bus.connect(url, name="rosey-invoke")
+    runtime = Runtime(settings, bus, route=False)
+    try:
+        await runtime.start()
+        return await bus.request(command_subject(function), payload, timeout)
+    finally:
+        if runtime.started_at:
+            await runtime.stop("invoke done")
+        await bus.close()
+        server.stop()

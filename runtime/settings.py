@@ -1,0 +1,200 @@
+"""Deployment settings: dataclasses with defaults, read from rosey.yaml and ROSEY_* variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from .constants import DEFAULT_PREFIX, HEARTBEAT_INTERVAL
+from .errors import ConfigError, ManifestError
+from .manifest import display_path, load_yaml
+
+DEFAULT_CONFIG = Path("rosey.yaml")
+ENV_PREFIX = "ROSEY_"
+
+
+@dataclass
+class NatsSettings:
+    url: str | None = None  # None: start an embedded nats-server
+    connect_timeout: float = 5.0
+
+
+@dataclass
+class RedisSettings:
+    url: str | None = None  # None: start an embedded redis-server
+    prefix: str = "rosey:db:"
+
+
+@dataclass
+class CytubeSettings:
+    url: str = ""
+    channel: str = ""
+    username: str = ""
+    password: str = ""
+    channel_password: str = ""
+
+
+@dataclass
+class Settings:
+    nats: NatsSettings = field(default_factory=NatsSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    cytube: CytubeSettings | None = None  # None: console chat on standard input
+    data_dir: Path = Path(".rosey")
+    functions_dir: Path = Path("functions")
+    manifests_dir: Path = Path("manifests")
+    command_prefix: str = DEFAULT_PREFIX
+    channel: str = "console"
+    log_level: str = "INFO"
+    heartbeat_interval: float = HEARTBEAT_INTERVAL
+    sync_workers: int = 32  # threads for sync handlers, shared by all functions
+    drain_timeout: float = 10.0
+
+    def resolve(self, base: Path) -> Settings:
+        """Paths relative to the folder of the config file."""
+        for name in ("data_dir", "functions_dir", "manifests_dir"):
+            path: Path = getattr(self, name)
+            if not path.is_absolute():
+                setattr(self, name, base / path)
+        return self
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `path` (default ./rosey.yaml, optional) and the environment."""
+    environ = os.environ if environ is None else environ
+    explicit = path is not None
+    path = path or DEFAULT_CONFIG
+    source = display_path(path)
+    data: Any = {}
+    if path.exists():
+        try:
+            data = load_yaml(path) or {}
+        except ManifestError as e:
+            raise ConfigError(source, "", "; ".join(e.problems)) from e
+    elif explicit:
+        raise ConfigError(source, "", "file not found")
+    if not isinstance(data, dict):
+        raise ConfigError(source, "(top level)", "expected a mapping of settings")
+    data = _interpolate(source, data, environ, "")
+    settings = _build(Settings, data, source, "")
+    _apply_env(settings, environ)
+    base = path.resolve().parent if path.exists() else Path.cwd()
+    return settings.resolve(base)
+
+
+def _interpolate(source: str, value: Any, environ: Mapping[str, str], key: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(source, v, environ, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(source, v, environ, f"{key}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def sub(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(source, key, f"environment variable {name} is not set")
+
+    return _VAR.sub(sub, value)
+
+
+def _build(cls: type, data: Any, source: str, key: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, key, f"expected a mapping, got {data!r}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        where = f"{key}.{unknown[0]}" if key else str(unknown[0])
+        raise ConfigError(source, where, f"unknown key; expected one of: {', '.join(sorted(names))}")
+    values = {
+        name: _convert(hints[name], value, source, f"{key}.{name}" if key else name)
+        for name, value in data.items()
+    }
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, source: str, key: str) -> Any:
+    args = get_args(hint)
+    if get_origin(hint) in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, source, key)  # type: ignore[arg-type]
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if hint in (int, float):
+            if isinstance(value, bool):
+                raise ValueError
+            return hint(value)
+        if hint is Path:
+            if not isinstance(value, str | Path):
+                raise ValueError
+            return Path(value)
+        if hint is str:
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(source, key, f"expected {_type_name(hint)}, got {value!r}") from e
+    return value
+
+
+def _type_name(hint: Any) -> str:
+    return {bool: "true or false", int: "a whole number", float: "a number", Path: "a path"}.get(
+        hint, "a string"
+    )
+
+
+def env_keys(cls: type = Settings, prefix: str = ENV_PREFIX, key: str = "") -> dict[str, str]:
+    """ROSEY_NATS_URL → nats.url, and so on for every setting."""
+    out: dict[str, str] = {}
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        dotted = f"{key}.{f.name}" if key else f.name
+        hint = hints[f.name]
+        inner = next((a for a in get_args(hint) if dataclasses.is_dataclass(a)), hint)
+        if dataclasses.is_dataclass(inner):
+            out.update(env_keys(inner, f"{prefix}{f.name.upper()}_", dotted))  # type: ignore[arg-type]
+        else:
+            out[f"{prefix}{f.name.upper()}"] = dotted
+    return out
+
+
+def _apply_env(settings: Settings, environ: Mapping[str, str]) -> None:
+    hints_cache: dict[type, dict[str, Any]] = {}
+    for var, dotted in env_keys().items():
+        if var not in environ:
+            continue
+        *parents, name = dotted.split(".")
+        target: Any = settings
+        for parent in parents:
+            child = getattr(target, parent)
+            if child is None:  # an optional section such as cytube, created by its first variable
+                hint = get_type_hints(type(target))[parent]
+                child = next(a for a in get_args(hint) if dataclasses.is_dataclass(a))()
+                setattr(target, parent, child)
+            target = child
+        hints = hints_cache.setdefault(type(target), get_type_hints(type(target)))
+        setattr(target, name, _convert(hints[name], environ[var], f"${var}", dotted))
