@@ -13,11 +13,15 @@ class DiceError(ValueError):
     pass
 
 
-def parse(expression: str, max_dice: int = 100, max_sides: int = 1000) -> list[tuple[int, int, int]]:
+def parse(
+    expression: str, max_dice: int = 100, max_sides: int = 1000
+) -> list[tuple[int, int, int]]:
     """`2d6+1` → [(sign, count, sides), ...]; a constant K is (sign, K, 0)."""
-    text = expression.replace(" ", "").lower()
+    text = re.sub(r"\s*([+-])\s*", r"\1", expression.strip()).lower()
     if not text:
         raise DiceError("nothing to roll")
+    if any(c.isspace() for c in text):
+        raise DiceError(f"cannot read {expression!r}; join groups with + or -, as in 1d20+1d4")
     terms: list[tuple[int, int, int]] = []
     pos = 0
     total_dice = 0
@@ -56,7 +60,7 @@ def roll_expression(expression: str, rng: random.Random, **limits: int) -> tuple
 
 
 def roll(event: Any, ctx: Any) -> str:
-    expression = "".join(event.args) or ctx.config.get("default", "1d6")
+    expression = " ".join(event.args) or ctx.config.get("default", "1d6")
     limits = {k: int(ctx.config[k]) for k in ("max_dice", "max_sides") if k in ctx.config}
     try:
         total, shown = roll_expression(expression, random.Random(), **limits)

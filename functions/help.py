@@ -10,13 +10,16 @@ def show(event: Any, ctx: Any) -> str | list[str]:
     routes = [r for r in ctx.commands() if event.rank >= r.command.rank]
     if event.args:
         word = event.args[0].lstrip(prefix).lower()
-        match = next((r for r in ctx.commands()
-                      if word == r.command.name or word in r.command.aliases), None)
+        match = next(
+            (r for r in ctx.commands() if word == r.command.name or word in r.command.aliases), None
+        )
         if match is None or event.rank < match.command.rank:
             return f"{event.user}: no command {prefix}{word} that you can run."
         command = match.command
         usage = command.usage or f"{prefix}{command.name}"
-        aliases = f" (also {', '.join(prefix + a for a in command.aliases)})" if command.aliases else ""
+        aliases = (
+            f" (also {', '.join(prefix + a for a in command.aliases)})" if command.aliases else ""
+        )
         text = f"{usage}{aliases}"
         return f"{text}: {command.help}" if command.help else text
     names = " ".join(prefix + r.command.name for r in routes)

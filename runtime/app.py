@@ -57,9 +57,15 @@ class Runtime:
             functions = manifest.load_dir(self.settings.manifests_dir)
         registry = Registry(functions)
         invokers = {
-            f.name: Invoker(loader.load(f, self.settings.functions_dir), self.bus, self.executor,
-                            self.catalog, self.db(f) if self.db else None)
-            for f in registry if not f.external
+            f.name: Invoker(
+                loader.load(f, self.settings.functions_dir),
+                self.bus,
+                self.executor,
+                self.catalog,
+                self.db(f) if self.db else None,
+            )
+            for f in registry
+            if not f.external
         }
         self.registry, self.invokers = registry, invokers
         try:
@@ -71,16 +77,23 @@ class Runtime:
             await self.stop("start failed")
             raise
         self.started_at = time.monotonic()
-        await self._announce(PLATFORM_STARTUP, {
-            "version": __version__,
-            "plugins": [{"name": f.name, "version": f.version} for f in registry],
-            "timestamp": time.time(),
-        })
+        await self._announce(
+            PLATFORM_STARTUP,
+            {
+                "version": __version__,
+                "plugins": [{"name": f.name, "version": f.version} for f in registry],
+                "timestamp": time.time(),
+            },
+        )
         if self.settings.heartbeat_interval > 0:
             self._heartbeat = asyncio.create_task(self._beat())
-        log.info("serving %d functions: %s", len(registry),
-                 ", ".join(f"{f.name} {f.version}" + (" (external)" if f.external else "")
-                           for f in registry))
+        log.info(
+            "serving %d functions: %s",
+            len(registry),
+            ", ".join(
+                f"{f.name} {f.version}" + (" (external)" if f.external else "") for f in registry
+            ),
+        )
 
     async def stop(self, reason: str = "shutdown") -> None:
         if self._heartbeat:
@@ -105,7 +118,9 @@ class Runtime:
         routing = self.router.busy if self.router else 0
         return routing + sum(i.busy for i in self.invokers.values())
 
-    async def quiesce(self, timeout: float | None = None, extra: Callable[[], int] = lambda: 0) -> bool:
+    async def quiesce(
+        self, timeout: float | None = None, extra: Callable[[], int] = lambda: 0
+    ) -> bool:
         """Wait until no message is in flight anywhere in this process; False on timeout."""
         limit = timeout or max([f.timeout for f in self.registry] + [1.0]) + 2.0
         deadline = time.monotonic() + limit
@@ -132,12 +147,15 @@ class Runtime:
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
-            await self._announce(PLATFORM_HEARTBEAT, {
-                "timestamp": time.time(),
-                "uptime": time.monotonic() - self.started_at,
-                "plugins_active": len(self.invokers),
-                "nats_connected": self.bus.connected,
-            })
+            await self._announce(
+                PLATFORM_HEARTBEAT,
+                {
+                    "timestamp": time.time(),
+                    "uptime": time.monotonic() - self.started_at,
+                    "plugins_active": len(self.invokers),
+                    "nats_connected": self.bus.connected,
+                },
+            )
 
 
 def pid_alive(pid: int) -> bool:

@@ -30,7 +30,9 @@ class Bus:
         self.nc = nc
 
     @classmethod
-    async def connect(cls, url: str, name: str = "rosey", timeout: float = 5.0, **options: Any) -> Bus:
+    async def connect(
+        cls, url: str, name: str = "rosey", timeout: float = 5.0, **options: Any
+    ) -> Bus:
         async def on_error(e: Exception) -> None:
             log.warning("NATS error: %s", e)
 
@@ -43,9 +45,15 @@ class Bus:
 
         try:
             nc = await nats.connect(
-                url, name=name, connect_timeout=timeout, max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5, error_cb=on_error, disconnected_cb=on_disconnect,
-                reconnected_cb=on_reconnect, **options,
+                url,
+                name=name,
+                connect_timeout=timeout,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                error_cb=on_error,
+                disconnected_cb=on_disconnect,
+                reconnected_cb=on_reconnect,
+                **options,
             )
         except Exception as e:
             raise BusError("connect", f"{url}: {e or type(e).__name__}") from e
@@ -88,7 +96,7 @@ class Bus:
 
     async def flush(self, timeout: float = 5.0) -> None:
         try:
-            await self.nc.flush(timeout)
+            await self.nc.flush(int(max(1, timeout)))
         except NatsError as e:
             raise BusError("flush", str(e) or type(e).__name__) from e
 
@@ -126,6 +134,8 @@ class Binding:
             self.subscription = await self.bus.nc.subscribe(
                 self.subject, queue=self.queue, cb=self._dispatch
             )
+            # Once start() returns the server knows the subscription, so nothing sent after is missed.
+            await self.bus.nc.flush()
         except NatsError as e:
             raise BusError(f"subscribe to {self.subject}", str(e) or type(e).__name__) from e
 

@@ -21,7 +21,10 @@ from .settings import Settings
 from .settings import load as load_settings
 
 config_option = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), default=None,
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
     help="Settings file (default: ./rosey.yaml if present).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -40,7 +43,8 @@ def _fail(error: RoseyError) -> click.ClickException:
 
 def _logging(level: str) -> None:
     logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
+        level=getattr(logging, level.upper(), logging.INFO),
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -55,12 +59,15 @@ def cli() -> None:
 @config_option
 @click.option("--rank", type=float, default=0, show_default=True, help="Console user's rank.")
 @click.option("--user", default="console", show_default=True, help="Console user's name.")
-def run(config_path: Path | None, rank: float, user: str) -> None:
+@click.option(
+    "--console/--no-console", default=True, help="Chat on standard input when there is no cytube section."
+)
+def run(config_path: Path | None, rank: float, user: str, console: bool) -> None:
     """Start Rosey (embedded NATS when none is configured; console chat without cytube)."""
     settings = _settings(config_path)
     _logging(settings.log_level)
     try:
-        code = asyncio.run(service.serve(settings, rank=rank, user=user))
+        code = asyncio.run(service.serve(settings, rank=rank, user=user, console_chat=console))
     except RoseyError as e:
         raise _fail(e) from e
     sys.exit(code)
@@ -92,10 +99,15 @@ def list_functions(config_path: Path | None, as_json: bool) -> None:
         registry = Registry(manifest.load_dir(settings.manifests_dir))
     except RoseyError as e:
         raise _fail(e) from e
-    rows = [
-        {"function": r.function.name, "version": r.function.version, "command": r.command.name,
-         "aliases": list(r.command.aliases), "rank": r.command.rank,
-         "external": r.function.external}
+    rows: list[dict[str, Any]] = [
+        {
+            "function": r.function.name,
+            "version": r.function.version,
+            "command": r.command.name,
+            "aliases": list(r.command.aliases),
+            "rank": r.command.rank,
+            "external": r.function.external,
+        }
         for r in registry.commands()
     ]
     if as_json:
@@ -104,8 +116,10 @@ def list_functions(config_path: Path | None, as_json: bool) -> None:
     for row in rows:
         aliases = f" ({', '.join(row['aliases'])})" if row["aliases"] else ""
         where = " [external]" if row["external"] else ""
-        click.echo(f"!{row['command']}{aliases}  {row['function']} {row['version']}  "
-                   f"rank {row['rank']:g}+{where}")
+        click.echo(
+            f"!{row['command']}{aliases}  {row['function']} {row['version']}  "
+            f"rank {row['rank']:g}+{where}"
+        )
 
 
 @cli.command()
@@ -116,8 +130,15 @@ def list_functions(config_path: Path | None, as_json: bool) -> None:
 @click.option("--rank", type=float, default=0, show_default=True)
 @click.option("--user", default="console", show_default=True)
 @click.option("--timeout", type=float, default=None, help="Seconds to wait for the reply.")
-def invoke(config_path: Path | None, as_json: bool, command: str, args: tuple[str, ...],
-           rank: float, user: str, timeout: float | None) -> None:
+def invoke(
+    config_path: Path | None,
+    as_json: bool,
+    command: str,
+    args: tuple[str, ...],
+    rank: float,
+    user: str,
+    timeout: float | None,
+) -> None:
     """Run one command and print the reply (against the running instance, or a private one)."""
     settings = _settings(config_path)
     _logging("WARNING")
@@ -136,8 +157,9 @@ def invoke(config_path: Path | None, as_json: bool, command: str, args: tuple[st
         sys.exit(1)
 
 
-async def _invoke(settings: Settings, word: str, args: list[str], rank: float, user: str,
-                  timeout: float | None) -> dict[str, Any]:
+async def _invoke(
+    settings: Settings, word: str, args: list[str], rank: float, user: str, timeout: float | None
+) -> dict[str, Any]:
     registry = Registry(manifest.load_dir(settings.manifests_dir))
     route = registry.resolve(word.lstrip(settings.command_prefix))
     if route is None:
@@ -147,15 +169,21 @@ async def _invoke(settings: Settings, word: str, args: list[str], rank: float, u
     except RoseyError as e:
         return contract.failure(e.code, f"{e} ({rank_name(route.command.rank)} or higher)")
     payload = {
-        "command": route.command.name, "args": args, "user": user, "rank": rank,
-        "channel": settings.channel, "raw_message": " ".join([settings.command_prefix + word, *args]),
+        "command": route.command.name,
+        "args": args,
+        "user": user,
+        "rank": rank,
+        "channel": settings.channel,
+        "raw_message": " ".join([settings.command_prefix + word, *args]),
     }
     wait = timeout or route.function.timeout + 1.0
     running = settings.nats.url or (service.find(settings) and service.nats_url(settings))
     if running:
         bus = await Bus.connect(str(running), name="rosey-invoke")
         try:
-            reply: dict[str, Any] = await bus.request(command_subject(route.function.name), payload, wait)
+            reply: dict[str, Any] = await bus.request(
+                command_subject(route.function.name), payload, wait
+            )
             return reply
         finally:
             await bus.close()

@@ -22,7 +22,11 @@ class Console:
     """Publishes typed lines as cytube.chat and prints what functions send back."""
 
     def __init__(
-        self, bus: Bus, user: str = "console", rank: float = 0, channel: str = "console",
+        self,
+        bus: Bus,
+        user: str = "console",
+        rank: float = 0,
+        channel: str = "console",
         out: TextIO | None = None,
     ) -> None:
         self.bus, self.user, self.rank, self.channel = bus, user, rank, channel
@@ -72,8 +76,11 @@ class Console:
             self._print(f"[you are now {self.user}]")
             return
         payload: dict[str, Any] = {
-            "user": self.user, "message": line, "channel": self.channel,
-            "rank": self.rank, "time": int(time.time() * 1000),
+            "user": self.user,
+            "message": line,
+            "channel": self.channel,
+            "rank": self.rank,
+            "time": int(time.time() * 1000),
         }
         await self.bus.publish(CHAT, payload)
 

@@ -117,7 +117,12 @@ class SyncContext:
 
     def __init__(self, ctx: Context, loop: asyncio.AbstractEventLoop) -> None:
         self._ctx, self._loop = ctx, loop
-        self.function, self.event, self.config, self.log = ctx.function, ctx.event, ctx.config, ctx.log
+        self.function, self.event, self.config, self.log = (
+            ctx.function,
+            ctx.event,
+            ctx.config,
+            ctx.log,
+        )
         self.db = _Blocking(ctx.db, loop)
 
     @property

@@ -28,7 +28,9 @@ def spec_key(subject: str) -> str | None:
     tokens = subject.split(".")
     for key in table:
         pattern = key.split(".")
-        if len(pattern) == len(tokens) and all(p in ("*", t) for p, t in zip(pattern, tokens, strict=True)):
+        if len(pattern) == len(tokens) and all(
+            p in ("*", t) for p, t in zip(pattern, tokens, strict=True)
+        ):
             return key
     return None
 
@@ -55,7 +57,9 @@ def check(subject: str, payload: Any, key: str | None = None) -> Any:
 def decode(subject: str, data: bytes, key: str | None = None) -> Any:
     """Bytes off the wire to a validated payload; every failure is a ContractError."""
     if len(data) > MAX_PAYLOAD:
-        raise ContractError(subject, f"payload of {len(data)} bytes is over the {MAX_PAYLOAD} limit")
+        raise ContractError(
+            subject, f"payload of {len(data)} bytes is over the {MAX_PAYLOAD} limit"
+        )
     try:
         payload = json.loads(data) if data else None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -103,13 +103,21 @@ class Invoker:
             return
         route = self._command(payload["command"])
         event = Event(
-            kind="command", subject=msg.subject, payload=payload,
-            command=route.name if route else payload["command"], args=tuple(payload["args"]),
-            user=payload["user"], rank=payload["rank"], channel=payload.get("channel"),
-            raw_message=payload.get("raw_message"), source=payload.get("source", "chat"),
+            kind="command",
+            subject=msg.subject,
+            payload=payload,
+            command=route.name if route else payload["command"],
+            args=tuple(payload["args"]),
+            user=payload["user"],
+            rank=payload["rank"],
+            channel=payload.get("channel"),
+            raw_message=payload.get("raw_message"),
+            source=payload.get("source", "chat"),
         )
         if route is None:
-            await self._refuse(msg, ContractError(msg.subject, f"unknown command {payload['command']!r}"))
+            await self._refuse(
+                msg, ContractError(msg.subject, f"unknown command {payload['command']!r}")
+            )
             return
         try:
             # The router checked already; checking again protects against direct publishers.
@@ -126,10 +134,15 @@ class Invoker:
         except ContractError as e:
             await self._refuse(msg, e)
             return
-        event = Event(kind="request", subject=msg.subject, payload=payload,
-                      command=payload.get("action") or payload.get("command"),
-                      user=payload.get("user"), rank=payload.get("rank", 0),
-                      channel=payload.get("channel"))
+        event = Event(
+            kind="request",
+            subject=msg.subject,
+            payload=payload,
+            command=payload.get("action") or payload.get("command"),
+            user=payload.get("user"),
+            rank=payload.get("rank", 0),
+            channel=payload.get("channel"),
+        )
         await self._invoke(msg, event, self.function.handler)
 
     async def on_event(self, spec: SubjectSpec, msg: Msg) -> None:
@@ -139,9 +152,14 @@ class Invoker:
             await self._refuse(msg, e)
             return
         data = payload if isinstance(payload, dict) else {"value": payload}
-        event = Event(kind="event", subject=msg.subject, payload=data, user=data.get("user"),
-                      rank=data.get("rank", 0) if isinstance(data.get("rank"), int | float) else 0,
-                      channel=data.get("channel"))
+        event = Event(
+            kind="event",
+            subject=msg.subject,
+            payload=data,
+            user=data.get("user"),
+            rank=data.get("rank", 0) if isinstance(data.get("rank"), int | float) else 0,
+            channel=data.get("channel"),
+        )
         await self._invoke(msg, event, spec.handler or self.function.handler)
 
     def _command(self, word: str) -> Any:
@@ -162,8 +180,15 @@ class Invoker:
             busy = RoseyError(f"{f.name} is busy, try again in a moment.")
             await self._tell(msg, event, str(busy), busy)
             return
-        ctx = Context(f, event, self.bus.publish, self.bus.request, self.catalog, self.db,
-                      logging.LoggerAdapter(self.log, {"function": f.name, "version": f.version}))
+        ctx = Context(
+            f,
+            event,
+            self.bus.publish,
+            self.bus.request,
+            self.catalog,
+            self.db,
+            logging.LoggerAdapter(self.log, {"function": f.name, "version": f.version}),
+        )
         if msg.reply and event.kind == "command":
             ctx.collected = []
         self.stats.invocations += 1
@@ -227,8 +252,11 @@ class Invoker:
         if isinstance(result, str | list | tuple):
             await ctx.reply(list(result) if not isinstance(result, str) else result)
         elif result is not None and not isinstance(result, dict):
-            self.log.warning("%s returned %s; expected str, list of str, dict or None",
-                             self.function.name, type(result).__name__)
+            self.log.warning(
+                "%s returned %s; expected str, list of str, dict or None",
+                self.function.name,
+                type(result).__name__,
+            )
         if ctx.collected is not None:
             await self.bus.respond(msg, contract.ok({"replies": ctx.collected}))
 

@@ -73,7 +73,7 @@ class _StrictLoader(yaml.SafeLoader):
 def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -100,7 +100,7 @@ def load_yaml(path: Path) -> Any:
     except OSError as e:
         raise ManifestError(source, [f"cannot read: {e.strerror or e}"]) from e
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -138,7 +138,9 @@ def parse(data: Any, source: str = "<memory>") -> Function:
         description=data["description"],
         handler=data.get("handler"),
         commands=commands,
-        subjects=tuple(SubjectSpec(s["subject"], s.get("handler")) for s in data.get("subjects", ())),
+        subjects=tuple(
+            SubjectSpec(s["subject"], s.get("handler")) for s in data.get("subjects", ())
+        ),
         timeout=float(data.get("timeout", DEFAULT_TIMEOUT)),
         concurrency=int(data.get("concurrency", DEFAULT_CONCURRENCY)),
         collections=tuple(data.get("collections", ())),
@@ -156,7 +158,9 @@ def _semantic_problems(data: dict[str, Any]) -> list[str]:
     names: dict[str, str] = {name: name for name in commands}
     for name, spec in commands.items():
         if local and not (spec.get("handler") or top):
-            found.append(f"commands.{name}.handler: required, since the manifest has no top-level handler")
+            found.append(
+                f"commands.{name}.handler: required, since the manifest has no top-level handler"
+            )
         for alias in spec.get("aliases", ()):
             if alias in names:
                 other = names[alias]
@@ -168,7 +172,9 @@ def _semantic_problems(data: dict[str, Any]) -> list[str]:
                 names[alias] = name
     for i, spec in enumerate(subjects):
         if not (spec.get("handler") or top):
-            found.append(f"subjects[{i}].handler: required, since the manifest has no top-level handler")
+            found.append(
+                f"subjects[{i}].handler: required, since the manifest has no top-level handler"
+            )
     if not commands and not subjects and not top:
         found.append("handler: a manifest needs a handler, commands or subjects")
     return found

@@ -35,7 +35,9 @@ class Cooldowns:
     """Per user and command: when each may next run. Moderators are not exempt on purpose:
     a manifest that wants that can lower the cooldown instead."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, max_entries: int = 10_000) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, max_entries: int = 10_000
+    ) -> None:
         self._clock = clock
         self._next: dict[tuple[str, str], float] = {}
         self._max = max_entries

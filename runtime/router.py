@@ -26,7 +26,7 @@ def parse(text: str, prefix: str) -> tuple[str, list[str]] | None:
     """`!roll "a b" c` → ("roll", ["a b", "c"]); None when the line is not a command."""
     if not prefix or not text.startswith(prefix):
         return None
-    body = text[len(prefix):]
+    body = text[len(prefix) :]
     if not body or body[0].isspace() or body.startswith(prefix):
         return None
     lexer = shlex.shlex(body, posix=True)
@@ -96,12 +96,19 @@ class Router:
             return
         wait = self.cooldowns.remaining(user, command)
         if wait > 0:
-            await self._answer(payload, source, f"{user}: !{command.name} is cooling down, "
-                               f"try again in {max(1, round(wait))}s.")
+            await self._answer(
+                payload,
+                source,
+                f"{user}: !{command.name} is cooling down, try again in {max(1, round(wait))}s.",
+            )
             return
         routed: dict[str, Any] = {
-            "command": command.name, "args": args, "user": user, "rank": rank,
-            "raw_message": payload["message"], "source": source,
+            "command": command.name,
+            "args": args,
+            "user": user,
+            "rank": rank,
+            "raw_message": payload["message"],
+            "source": source,
             "time": payload.get("time") or int(time.time() * 1000),
         }
         if payload.get("channel") is not None:

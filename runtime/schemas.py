@@ -49,9 +49,10 @@ def describe(error: ValidationError) -> str:
         if patterns:
             extra = [k for k in extra if not _matches_any(k, patterns)]
         hint = f"; expected one of: {', '.join(allowed)}" if allowed else ""
-        return "; ".join(
-            f"{field_path([*path, key])}: unknown field{hint}" for key in extra
-        ) or f"{field_path(path) or '(top level)'}: {message}"
+        return (
+            "; ".join(f"{field_path([*path, key])}: unknown field{hint}" for key in extra)
+            or f"{field_path(path) or '(top level)'}: {message}"
+        )
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return f"{field_path([*path, missing])}: required field is missing"

@@ -62,9 +62,12 @@ class _Child:
 
     def _spawn(self, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         with open(log, "ab") as out:
-            return subprocess.Popen(  # noqa: S603 - fixed argv of a known binary
-                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509
+            return subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
             )
 
     def _failed(self, log: Path) -> ServerError:
@@ -112,8 +115,15 @@ class EmbeddedNats(_Child):
         ports_dir = self.workdir / "nats-ports"
         ports_dir.mkdir(exist_ok=True)
         log = self.workdir / "nats-server.log"
-        argv = [find_binary("nats-server"), "-a", "127.0.0.1", "-p", str(port),
-                "--ports_file_dir", str(ports_dir)]
+        argv = [
+            find_binary("nats-server"),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--ports_file_dir",
+            str(ports_dir),
+        ]
         if self.jetstream:
             argv += ["-js", "-sd", str(self.workdir / "jetstream")]
         self.process = self._spawn(argv, log)
@@ -154,10 +164,27 @@ class EmbeddedRedis(_Child):
         log = self.data_dir / "redis-server.log"
         for _ in range(5):  # a free port can be taken between the probe and the bind
             chosen = port or free_port()
-            argv = [find_binary("redis-server"), "--bind", "127.0.0.1", "--port", str(chosen),
-                    "--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", "everysec",
-                    "--save", "", "--pidfile", str(self.pidfile), "--daemonize", "no",
-                    "--protected-mode", "yes"]
+            argv = [
+                find_binary("redis-server"),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(chosen),
+                "--dir",
+                str(self.data_dir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--pidfile",
+                str(self.pidfile),
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
+            ]
             self.process = self._spawn(argv, log)
             if self._wait_ready(chosen):
                 self.url = f"redis://127.0.0.1:{chosen}/0"
@@ -172,7 +199,10 @@ class EmbeddedRedis(_Child):
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 return False
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2) as s:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", port), 0.2) as s,
+            ):
                 s.sendall(b"PING\r\n")
                 if s.recv(16).startswith(b"+PONG"):
                     return True

@@ -70,13 +70,19 @@ def nats_url(settings: Settings) -> str:
     instance = find(settings)
     if instance is None:
         raise ConfigError(
-            "nats.url", "", f"not set, and no running `rosey run` recorded in {state_path(settings)}"
+            "nats.url",
+            "",
+            f"not set, and no running `rosey run` recorded in {state_path(settings)}",
         )
     return instance.nats_url
 
 
 async def serve(
-    settings: Settings, rank: float = 0, user: str = "console", stdin: TextIO | None = None,
+    settings: Settings,
+    rank: float = 0,
+    user: str = "console",
+    stdin: TextIO | None = None,
+    console_chat: bool = True,
 ) -> int:
     """Run until a signal or, for console chat, the end of input. Returns the exit code."""
     nats_server: EmbeddedNats | None = None
@@ -99,7 +105,7 @@ async def serve(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
-        if settings.cytube is None:
+        if settings.cytube is None and console_chat:
             console = Console(bus, user=user, rank=rank, channel=settings.channel)
             await console.start()
             waiters.append(asyncio.ensure_future(console.read(stdin)))
@@ -129,7 +135,9 @@ async def serve(
             nats_server.stop()
 
 
-async def invoke_once(settings: Settings, function: str, payload: dict[str, Any], timeout: float) -> Any:
+async def invoke_once(
+    settings: Settings, function: str, payload: dict[str, Any], timeout: float
+) -> Any:
     """Start a private runtime on an embedded nats-server, send one command as a request, stop."""
     from .constants import command_subject
 

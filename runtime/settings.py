@@ -92,7 +92,10 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
 
 def _interpolate(source: str, value: Any, environ: Mapping[str, str], key: str) -> Any:
     if isinstance(value, dict):
-        return {k: _interpolate(source, v, environ, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+        return {
+            k: _interpolate(source, v, environ, f"{key}.{k}" if key else str(k))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_interpolate(source, v, environ, f"{key}[{i}]") for i, v in enumerate(value)]
     if not isinstance(value, str):
@@ -119,7 +122,9 @@ def _build(cls: type, data: Any, source: str, key: str) -> Any:
     unknown = sorted(set(data) - names)
     if unknown:
         where = f"{key}.{unknown[0]}" if key else str(unknown[0])
-        raise ConfigError(source, where, f"unknown key; expected one of: {', '.join(sorted(names))}")
+        raise ConfigError(
+            source, where, f"unknown key; expected one of: {', '.join(sorted(names))}"
+        )
     values = {
         name: _convert(hints[name], value, source, f"{key}.{name}" if key else name)
         for name, value in data.items()
@@ -193,7 +198,8 @@ def _apply_env(settings: Settings, environ: Mapping[str, str]) -> None:
             child = getattr(target, parent)
             if child is None:  # an optional section such as cytube, created by its first variable
                 hint = get_type_hints(type(target))[parent]
-                child = next(a for a in get_args(hint) if dataclasses.is_dataclass(a))()
+                section: Any = next(a for a in get_args(hint) if dataclasses.is_dataclass(a))
+                child = section()
                 setattr(target, parent, child)
             target = child
         hints = hints_cache.setdefault(type(target), get_type_hints(type(target)))

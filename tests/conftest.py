@@ -54,3 +54,109 @@ async def bus(nats_url: str) -> AsyncIterator[Bus]:
     client = await Bus.connect(nats_url, name="test-client")
     yield client
     await client.close()
+
+
+# Runtimes and chat, for tests that go through NATS end to end.
+
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import textwrap  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+from runtime.app import Runtime  # noqa: E402
+from runtime.settings import Settings  # noqa: E402
+
+MakeRuntime = Callable[..., Awaitable[Runtime]]
+
+
+def write_project(base: Path, manifests: dict[str, str], functions: dict[str, str]) -> Settings:
+    (base / "manifests").mkdir(parents=True, exist_ok=True)
+    (base / "functions").mkdir(parents=True, exist_ok=True)
+    for name, text in manifests.items():
+        (base / "manifests" / f"{name}.yaml").write_text(textwrap.dedent(text))
+    for name, text in functions.items():
+        path = base / "functions" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return Settings(
+        manifests_dir=base / "manifests",
+        functions_dir=base / "functions",
+        data_dir=base / ".rosey",
+        heartbeat_interval=0,
+        drain_timeout=5,
+    )
+
+
+@pytest.fixture
+async def make_runtime(tmp_path: Path, nats_url: str) -> AsyncIterator[MakeRuntime]:
+    """Factory: a started Runtime over the given manifests and function files."""
+    made: list[Runtime] = []
+
+    async def make(
+        manifests: dict[str, str], functions: dict[str, str] | None = None, **options: Any
+    ) -> Runtime:
+        settings = write_project(tmp_path / f"project{len(made)}", manifests, functions or {})
+        for key, value in options.pop("settings", {}).items():
+            setattr(settings, key, value)
+        bus = await Bus.connect(nats_url, name="test-runtime")
+        runtime = Runtime(settings, bus, **options)
+        made.append(runtime)
+        await runtime.start()
+        return runtime
+
+    yield make
+    for runtime in made:
+        if runtime.started_at:
+            await runtime.stop("test over")
+        await runtime.bus.close()
+
+
+class Chat:
+    """A pretend CyTube connector: says lines on cytube.chat/pm and collects what comes back."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self._arrived = asyncio.Event()
+
+    async def start(self) -> None:
+        async def collect(msg: Any) -> None:
+            self.sent.append((msg.subject, json.loads(msg.data)))
+            self._arrived.set()
+
+        await self.bus.nc.subscribe("cytube.send.*", cb=collect)
+        await self.bus.flush()
+
+    async def say(
+        self, message: str, user: str = "alice", rank: float = 0, pm: bool = False
+    ) -> None:
+        payload = {"user": user, "message": message, "channel": "test", "rank": rank, "time": 1}
+        await self.bus.publish("cytube.pm" if pm else "cytube.chat", payload)
+
+    async def replies(
+        self, count: int = 1, timeout: float = 10.0
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Wait for `count` messages in all (since the start) and return them."""
+        async with asyncio.timeout(timeout):
+            while len(self.sent) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+        return list(self.sent)
+
+    async def lines(self, count: int = 1, timeout: float = 10.0) -> list[str]:
+        return [p["message"] for _, p in await self.replies(count, timeout)]
+
+    async def settle(self) -> list[tuple[str, dict[str, Any]]]:
+        """Everything sent so far, after a round trip through the server."""
+        await self.bus.flush()
+        await asyncio.sleep(0.05)
+        await self.bus.flush()
+        return list(self.sent)
+
+
+@pytest.fixture
+async def chat(bus: Bus) -> Chat:
+    c = Chat(bus)
+    await c.start()
+    return c

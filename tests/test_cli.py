@@ -1,0 +1,171 @@
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from runtime.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+ROSEY = str(Path(sys.executable).parent / "rosey")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the repository's functions and manifests with a rosey.yaml of its own."""
+    shutil.copytree(ROOT / "functions", tmp_path / "functions")
+    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
+    (tmp_path / "rosey.yaml").write_text("log_level: WARNING\n")
+    return tmp_path
+
+
+def rosey(
+    project: Path, *args: str, stdin: str = "", timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [ROSEY, *args],
+        cwd=project,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(),
+    )
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("ROSEY_")}
+
+
+def test_console_run_answers_piped_lines(project: Path) -> None:
+    result = rosey(project, "run", stdin="!roll 2d6\n!help\n")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("rosey: console rolled 2d6: [") for line in lines), result.stdout
+    assert "rosey: Commands: !flip !help !roll. Try !help <command>." in lines
+    assert "nats://127.0.0.1:" in result.stderr
+    assert not (project / ".rosey" / "runtime.json").exists()
+
+
+def test_console_rank_option(project: Path) -> None:
+    (project / "manifests" / "mod.yaml").write_text(
+        'name: mod\nversion: "1.0.0"\ndescription: m\nhandler: "mod:f"\ncommands:\n  kick: {rank: 2}\n'
+    )
+    (project / "functions" / "mod.py").write_text("def f(event, ctx):\n    return 'kicked'\n")
+    low = rosey(project, "run", stdin="!kick\n")
+    high = rosey(project, "run", "--rank", "2", stdin="!kick\n")
+    assert (
+        low.stdout.strip()
+        == "rosey: console: !kick needs moderator rank or higher (you are guest)."
+    )
+    assert high.stdout.strip() == "rosey: kicked"
+
+
+def test_broken_manifest_exits_non_zero_with_the_message(project: Path) -> None:
+    path = project / "manifests" / "dice.yaml"
+    path.write_text(path.read_text().replace("rank: 0", "rank: 7", 1))
+    result = rosey(project, "run", stdin="!roll\n")
+    assert result.returncode != 0
+    assert (
+        "manifests/dice.yaml: commands.roll.rank: 7 is not one of [-1, 0, 1, 1.5, 2, 3, 4, 5, 255]"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_config_names_the_key(project: Path) -> None:
+    (project / "rosey.yaml").write_text("nats:\n  ulr: nats://x\n")
+    result = rosey(project, "run")
+    assert result.returncode != 0
+    assert (
+        "rosey.yaml: nats.ulr: unknown key; expected one of: connect_timeout, url" in result.stderr
+    )
+
+
+def test_invoke_without_a_running_instance(project: Path) -> None:
+    result = rosey(project, "invoke", "roll", "3d4", "--rank", "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("console rolled 3d4: [")
+
+
+def test_invoke_denied_and_unknown(project: Path) -> None:
+    (project / "manifests" / "mod.yaml").write_text(
+        'name: mod\nversion: "1.0.0"\ndescription: m\nhandler: "mod:f"\ncommands:\n  kick: {rank: 2}\n'
+    )
+    (project / "functions" / "mod.py").write_text("def f(event, ctx):\n    return 'kicked'\n")
+    denied = rosey(project, "invoke", "kick")
+    assert denied.returncode == 1
+    assert "PERMISSION_DENIED" in denied.stderr
+    unknown = rosey(project, "invoke", "nothing")
+    assert unknown.returncode == 1
+    assert "no function has a command 'nothing'" in unknown.stderr
+
+
+def start_server(project: Path, *args: str) -> subprocess.Popen[str]:
+    server = subprocess.Popen(
+        [ROSEY, "run", *args],
+        cwd=project,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=_env(),
+    )
+    state = project / ".rosey" / "runtime.json"
+    deadline = time.monotonic() + 20
+    while not state.exists() and time.monotonic() < deadline and server.poll() is None:
+        time.sleep(0.05)
+    return server
+
+
+def test_invoke_finds_the_running_instance(project: Path) -> None:
+    state = project / ".rosey" / "runtime.json"
+    with start_server(project) as server:
+        recorded = json.loads(state.read_text())
+        assert recorded["pid"] == server.pid
+        result = rosey(project, "invoke", "--json", "flip")
+        reply = json.loads(result.stdout)
+        assert reply["success"] is True
+        assert reply["data"]["replies"][0].startswith("console flipped a coin: ")
+        assert server.stdin is not None
+        server.stdin.close()
+        assert server.wait(20) == 0
+    assert not state.exists()
+
+
+def test_sigterm_stops_cleanly_without_console(project: Path) -> None:
+    with start_server(project, "--no-console") as server:
+        assert server.stdin is not None
+        server.stdin.close()  # end of input does not stop a server without console chat
+        time.sleep(0.3)
+        assert server.poll() is None
+        assert (project / ".rosey" / "runtime.json").exists()
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(20) == 0
+    assert not (project / ".rosey" / "runtime.json").exists()
+
+
+def test_validate_ls_and_contract() -> None:
+    runner = CliRunner()
+    config = ["--config", str(ROOT / "rosey.yaml")]
+    result = runner.invoke(cli, ["validate", *config, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"valid": True, "functions": ["dice", "help"]}
+    listed = json.loads(runner.invoke(cli, ["ls", *config, "--json"]).output)
+    assert {row["command"] for row in listed} >= {"roll", "flip", "help"}
+    assert runner.invoke(cli, ["contract", "--markdown"]).output.startswith(
+        "# Rosey's NATS contract"
+    )
+
+
+def test_validate_reports_broken_manifest(project: Path) -> None:
+    (project / "manifests" / "bad.yaml").write_text("name: bad\nversion: 1\n")
+    result = rosey(project, "validate")
+    assert result.returncode == 1
+    assert "manifests/bad.yaml: description: required field is missing" in result.stderr

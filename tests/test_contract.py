@@ -1,0 +1,76 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from runtime import contract
+from runtime.errors import ContractError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_docs_are_generated_from_the_schemas() -> None:
+    doc = (ROOT / "docs" / "contracts.md").read_text()
+    assert doc == contract.render_markdown(), "run: rosey contract --markdown > docs/contracts.md"
+
+
+def test_every_public_subject_has_a_schema() -> None:
+    for subject in (
+        "cytube.chat",
+        "cytube.pm",
+        "cytube.send.chat",
+        "cytube.send.pm",
+        "cytube.user.join",
+        "cytube.user.leave",
+        "cytube.media.change",
+        "plugin.dice.command",
+        "plugin.dice.request",
+        "platform.startup",
+        "platform.shutdown",
+        "platform.heartbeat",
+    ):
+        assert contract.spec_key(subject) is not None, subject
+
+
+def test_decode_valid() -> None:
+    payload = {"user": "a", "message": "hi", "rank": 1, "channel": "c", "time": 5}
+    assert contract.decode("cytube.chat", json.dumps(payload).encode()) == payload
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"{", "cytube.chat: payload is not JSON"),
+        (b"\xff", "cytube.chat: payload is not JSON"),
+        (b'{"user": "a", "message": "x"}', "cytube.chat: rank: required field is missing"),
+        (b'{"user": "", "message": "x", "rank": 0}', "cytube.chat: user: '' should be non-empty"),
+        (
+            b'{"user": "a", "message": "x", "rank": "5"}',
+            "cytube.chat: rank: '5' is not of type 'number'",
+        ),
+        (b"x" * 70_000, "cytube.chat: payload of 70000 bytes is over the 65536 limit"),
+    ],
+)
+def test_decode_errors(data: bytes, expected: str) -> None:
+    with pytest.raises(ContractError) as info:
+        contract.decode("cytube.chat", data)
+    assert str(info.value).startswith(expected)
+
+
+def test_outbound_checked() -> None:
+    with pytest.raises(ContractError) as info:
+        contract.check("cytube.send.chat", {"message": "x", "colour": "red"})
+    assert str(info.value).startswith("cytube.send.chat: colour: unknown field")
+
+
+def test_unlisted_subjects_pass() -> None:
+    assert contract.check("plugin.x.event.thing", {"any": 1}) == {"any": 1}
+
+
+def test_envelopes() -> None:
+    assert contract.ok({"a": 1}) == {"success": True, "data": {"a": 1}}
+    assert contract.failure("TIMEOUT", "slow") == {
+        "success": False,
+        "error": "slow",
+        "error_code": "TIMEOUT",
+    }

@@ -1,0 +1,100 @@
+import sys
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+
+from runtime import loader
+from runtime.errors import LoadError
+from runtime.manifest import Function, parse
+
+
+def function(handler: str = "mod:f") -> Function:
+    return parse({"name": "t", "version": "1.0.0", "description": "x", "handler": handler})
+
+
+def write(tmp_path: Path, name: str, text: str) -> None:
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dedent(text))
+
+
+def load_error(tmp_path: Path, handler: str = "mod:f") -> str:
+    with pytest.raises(LoadError) as info:
+        loader.load(function(handler), tmp_path)
+    return str(info.value)
+
+
+def test_fresh_module_name_each_load(tmp_path: Path) -> None:
+    write(tmp_path, "mod.py", "def f(event, ctx):\n    return 1\n")
+    a = loader.load(function(), tmp_path)
+    b = loader.load(function(), tmp_path)
+    assert a.prefix != b.prefix
+    assert a.handler("mod:f") is not b.handler("mod:f")
+    assert a.digest == b.digest
+    assert f"{a.prefix}.mod" in sys.modules
+    a.purge()
+    assert f"{a.prefix}.mod" not in sys.modules
+    assert f"{b.prefix}.mod" in sys.modules
+    b.purge()
+
+
+def test_digest_follows_content(tmp_path: Path) -> None:
+    write(tmp_path, "mod.py", "def f(event, ctx):\n    return 1\n")
+    a = loader.load(function(), tmp_path)
+    write(tmp_path, "mod.py", "def f(event, ctx):\n    return 2\n")
+    b = loader.load(function(), tmp_path)
+    assert a.digest != b.digest
+    assert b.handler("mod:f")(None, None) == 2
+    a.purge()
+    b.purge()
+
+
+def test_package_with_relative_import(tmp_path: Path) -> None:
+    write(tmp_path, "pkg/__init__.py", "from .impl import f\n")
+    write(tmp_path, "pkg/impl.py", "from .util import word\ndef f(event, ctx):\n    return word\n")
+    write(tmp_path, "pkg/util.py", "word = 'hi'\n")
+    code = loader.load(function("pkg:f"), tmp_path)
+    assert code.handler("pkg:f")(None, None) == "hi"
+    sub = loader.load(function("pkg.impl:f"), tmp_path)
+    assert sub.handler("pkg.impl:f")(None, None) == "hi"
+    code.purge()
+    sub.purge()
+
+
+def test_missing_module(tmp_path: Path) -> None:
+    assert load_error(tmp_path).endswith("mod.py does not exist")
+
+
+def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    write(tmp_path, "mod.py", "x = 1\ndef f(event, ctx)\n    return 1\n")
+    message = load_error(tmp_path)
+    assert message.startswith("function 't': cannot load mod: syntax error at ")
+    assert "mod.py:2: expected ':'" in message
+    assert not [m for m in sys.modules if m.startswith("_rosey_fn_t_")]
+
+
+def test_import_error_names_file_and_line(tmp_path: Path) -> None:
+    write(tmp_path, "mod.py", "x = 1\nimport not_a_real_module_xyz\n")
+    message = load_error(tmp_path)
+    assert "ModuleNotFoundError at " in message
+    assert "mod.py:2: No module named 'not_a_real_module_xyz'" in message
+
+
+def test_missing_handler(tmp_path: Path) -> None:
+    write(tmp_path, "mod.py", "def g(event, ctx):\n    pass\n")
+    assert load_error(tmp_path).endswith("has no 'f'")
+
+
+def test_wrong_signature(tmp_path: Path) -> None:
+    write(tmp_path, "mod.py", "def f(event):\n    pass\n")
+    assert load_error(tmp_path).endswith("a handler must accept (event, ctx)")
+    write(tmp_path, "mod.py", "f = 3\n")
+    assert load_error(tmp_path).endswith("is not callable")
+
+
+def test_async_detection(tmp_path: Path) -> None:
+    write(tmp_path, "mod.py", "async def f(event, ctx):\n    pass\ndef g(event, ctx):\n    pass\n")
+    code = loader.load(function(), tmp_path)
+    assert loader.is_async(code.handler("mod:f"))
+    code.purge()
