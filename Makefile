@@ -22,7 +22,8 @@ run: $(VENV)/.installed
 	@$(BIN)/rosey run $(ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check runtime functions tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check runtime functions tests
 	$(BIN)/mypy
 
 test: lint

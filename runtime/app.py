@@ -7,15 +7,19 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from . import __version__, loader, manifest
+from . import __version__, bundle, loader, manifest
+from .bundle import Bundle
 from .bus import Bus
 from .constants import PLATFORM_HEARTBEAT, PLATFORM_SHUTDOWN, PLATFORM_STARTUP
-from .errors import RoseyError
+from .errors import DeployError, LoadError, RegistryError, RoseyError
 from .invoker import Invoker
+from .loader import Code
 from .manifest import Function
 from .registry import Registry, Route
 from .router import Router
@@ -24,6 +28,43 @@ from .settings import Settings
 log = logging.getLogger("rosey.runtime")
 
 DbFactory = Callable[[Function], Any]
+
+
+@dataclass
+class SwapReport:
+    """What one deploy, rollback or removal changed in one runtime."""
+
+    name: str
+    old_version: str | None
+    new_version: str | None
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    rank_changes: dict[str, list[float]] = field(default_factory=dict)
+    swap_ms: float = 0.0
+    drained: int = 0
+    lost: int = 0
+
+    @classmethod
+    def of(
+        cls, old: Function | None, new: Function | None, seconds: float, drained: int
+    ) -> SwapReport:
+        before = dict(old.commands) if old else {}
+        after = dict(new.commands) if new else {}
+        named = new or old
+        return cls(
+            name=named.name if named else "?",
+            old_version=old.version if old else None,
+            new_version=new.version if new else None,
+            added=sorted(set(after) - set(before)),
+            removed=sorted(set(before) - set(after)),
+            rank_changes={
+                c: [before[c].rank, after[c].rank]
+                for c in sorted(set(before) & set(after))
+                if before[c].rank != after[c].rank
+            },
+            swap_ms=round(seconds * 1000, 2),
+            drained=drained,
+        )
 
 
 class Runtime:
@@ -46,28 +87,110 @@ class Runtime:
         self.router = Router(bus, lambda: self.registry, settings.command_prefix) if route else None
         self.started_at = 0.0
         self._heartbeat: asyncio.Task[None] | None = None
+        self._swap_lock = asyncio.Lock()
+        self.hashes: dict[str, str] = {}  # bundle hash of what each function serves
+
+    @property
+    def bundle_root(self) -> Path:
+        return self.settings.data_dir / "bundles"
 
     def catalog(self) -> list[Route]:
         return self.registry.commands()
 
-    async def start(self) -> None:
-        """Validate, load and bind every function; nothing is bound unless all of them load."""
+    def _invoker(self, code: Code) -> Invoker:
+        db = self.db(code.function) if self.db else None
+        return Invoker(code, self.bus, self.executor, self.catalog, db)
+
+    async def swap(self, function: Function, folder: Path) -> SwapReport:
+        """Serve a new version of `function` (or a new function) without dropping a command.
+
+        Import under a fresh module name, run the manifest's examples, subscribe the new version,
+        switch the routing table, then drain the old version and purge its modules. Any failure
+        before the switch leaves the old version serving and raises.
+        """
+        async with self._swap_lock:
+            began = time.perf_counter()
+            old_fn, old = self.registry.get(function.name), self.invokers.get(function.name)
+            try:
+                registry = self.registry.replace(function)
+            except RegistryError as e:
+                raise DeployError(function.name, str(e)) from e
+            new: Invoker | None = None
+            if not function.external:
+                try:
+                    new = self._invoker(loader.load(function, folder))
+                except LoadError as e:
+                    # Paths as the author knows them, not the bundle cache's.
+                    reason = f"cannot load {e.target}: {e.reason}".replace(
+                        f"{folder}/", "functions/"
+                    )
+                    raise DeployError(function.name, reason) from e
+                try:
+                    await new.check_examples()
+                    await new.start()
+                except BaseException:
+                    await new.stop(0)
+                    new.code.purge()
+                    raise
+            # The switch: from here on the router and the status see the new version.
+            self.registry = registry
+            if new is not None:
+                self.invokers[function.name] = new
+            else:
+                self.invokers.pop(function.name, None)
+            drained = await self._retire(old)
+            report = SwapReport.of(old_fn, function, time.perf_counter() - began, drained)
+            report.lost = old.abandoned if old else 0
+            return report
+
+    async def remove(self, name: str) -> SwapReport:
+        async with self._swap_lock:
+            began = time.perf_counter()
+            old_fn = self.registry.get(name)
+            if old_fn is None:
+                raise DeployError(name, "no such function")
+            self.registry = self.registry.without(name)
+            drained = await self._retire(self.invokers.pop(name, None))
+            return SwapReport.of(old_fn, None, time.perf_counter() - began, drained)
+
+    async def _retire(self, old: Invoker | None) -> int:
+        if old is None:
+            return 0
+        drained = await old.stop(self.settings.drain_timeout)
+        old.code.purge()
+        return drained
+
+    async def start(self, deployed: Sequence[Bundle] = (), removed: Collection[str] = ()) -> None:
+        """Validate, load and bind every function; nothing is bound unless all of them load.
+
+        `deployed` bundles (from earlier deploys) take the place of the manifests of the same
+        name on disk, and `removed` names are not served at all.
+        """
         functions = self._functions
         if functions is None:
             functions = manifest.load_dir(self.settings.manifests_dir)
-        registry = Registry(functions)
+        chosen = {
+            f.name: (f, self.settings.functions_dir) for f in functions if f.name not in removed
+        }
+        for shipped in deployed:
+            try:
+                chosen[shipped.name] = (shipped.function(), shipped.materialize(self.bundle_root))
+            except RoseyError as e:
+                log.error(
+                    "deployed %s %s is unusable here, serving the one on disk: %s",
+                    shipped.name,
+                    shipped.version,
+                    e,
+                )
+        hashes = {f.name: _disk_hash(f, folder) for f, folder in chosen.values()}
+        hashes.update({b.name: b.hash for b in deployed if b.name in chosen})
+        registry = Registry(f for f, _ in chosen.values())
         invokers = {
-            f.name: Invoker(
-                loader.load(f, self.settings.functions_dir),
-                self.bus,
-                self.executor,
-                self.catalog,
-                self.db(f) if self.db else None,
-            )
-            for f in registry
+            f.name: self._invoker(loader.load(f, folder))
+            for f, folder in chosen.values()
             if not f.external
         }
-        self.registry, self.invokers = registry, invokers
+        self.registry, self.invokers, self.hashes = registry, invokers, hashes
         try:
             for invoker in invokers.values():
                 await invoker.start()
@@ -166,3 +289,13 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _disk_hash(function: Function, folder: Path) -> str:
+    path = Path(function.source)
+    if not path.exists():
+        return ""
+    try:
+        return bundle.build(path, folder).hash
+    except (RoseyError, OSError):
+        return ""

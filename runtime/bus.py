@@ -117,6 +117,7 @@ class Binding:
         self.subscription: Subscription | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.received = 0
+        self.abandoned = 0  # cancelled because they outlived the drain timeout
 
     def __repr__(self) -> str:
         return f"Binding({self.subject!r}, queue={self.queue!r})"
@@ -166,4 +167,5 @@ class Binding:
             _, late = await asyncio.wait(set(self.tasks), timeout=timeout)
             for task in late:
                 task.cancel()
+            self.abandoned += len(late)
         return drained

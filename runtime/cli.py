@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from . import __version__, contract, manifest, service
+from . import __version__, contract, deploycli, manifest, service
 from .bus import Bus
 from .constants import command_subject
 from .errors import RoseyError
@@ -60,7 +60,9 @@ def cli() -> None:
 @click.option("--rank", type=float, default=0, show_default=True, help="Console user's rank.")
 @click.option("--user", default="console", show_default=True, help="Console user's name.")
 @click.option(
-    "--console/--no-console", default=True, help="Chat on standard input when there is no cytube section."
+    "--console/--no-console",
+    default=True,
+    help="Chat on standard input when there is no cytube section.",
 )
 def run(config_path: Path | None, rank: float, user: str, console: bool) -> None:
     """Start Rosey (embedded NATS when none is configured; console chat without cytube)."""
@@ -87,39 +89,6 @@ def validate(config_path: Path | None, as_json: bool) -> None:
         click.echo(json.dumps({"valid": True, "functions": [f.name for f in registry]}))
     else:
         click.echo(f"{len(registry)} manifests valid: {', '.join(f.name for f in registry)}")
-
-
-@cli.command(name="ls")
-@config_option
-@json_option
-def list_functions(config_path: Path | None, as_json: bool) -> None:
-    """List functions and their commands, from the manifests."""
-    settings = _settings(config_path)
-    try:
-        registry = Registry(manifest.load_dir(settings.manifests_dir))
-    except RoseyError as e:
-        raise _fail(e) from e
-    rows: list[dict[str, Any]] = [
-        {
-            "function": r.function.name,
-            "version": r.function.version,
-            "command": r.command.name,
-            "aliases": list(r.command.aliases),
-            "rank": r.command.rank,
-            "external": r.function.external,
-        }
-        for r in registry.commands()
-    ]
-    if as_json:
-        click.echo(json.dumps(rows))
-        return
-    for row in rows:
-        aliases = f" ({', '.join(row['aliases'])})" if row["aliases"] else ""
-        where = " [external]" if row["external"] else ""
-        click.echo(
-            f"!{row['command']}{aliases}  {row['function']} {row['version']}  "
-            f"rank {row['rank']:g}+{where}"
-        )
 
 
 @cli.command()
@@ -198,6 +167,16 @@ def show_contract(markdown: bool) -> None:
         click.echo(contract.render_markdown(), nl=False)
     else:
         click.echo(json.dumps(contract.specs(), indent=2))
+
+
+for command in (
+    deploycli.deploy,
+    deploycli.rollback,
+    deploycli.remove,
+    deploycli.dev,
+    deploycli.list_functions,
+):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -20,6 +20,12 @@ PLATFORM_STARTUP = "platform.startup"
 PLATFORM_SHUTDOWN = "platform.shutdown"
 PLATFORM_HEARTBEAT = "platform.heartbeat"
 
+# Operating Rosey.
+DEPLOY = "rosey.deploy"
+DEPLOY_QUEUE = "rosey.deploy"
+DEPLOY_APPLY = "rosey.deploy.apply"
+STATUS = "rosey.status"
+
 
 def command_subject(function: str) -> str:
     return f"plugin.{function}.command"
@@ -60,6 +66,9 @@ RANK_NAMES: dict[float, str] = {
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_CONCURRENCY = 16
+# Invocations that may wait for a free slot, per unit of a function's concurrency; past that the
+# user is told the function is busy rather than the queue growing without bound.
+QUEUE_PER_SLOT = 4
 DEFAULT_PREFIX = "!"
 HEARTBEAT_INTERVAL = 60.0
 # Largest NATS payload the runtime accepts on its subjects (bytes).

@@ -71,8 +71,12 @@ def encode(payload: Any) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def ok(data: Any = None) -> dict[str, Any]:
-    return {"success": True, "data": data}
+def ok(data: Any = None, **fields: Any) -> dict[str, Any]:
+    """The success envelope. `fields` adds top-level keys (database replies' `id`, `count`);
+    with fields and no data, `data` is left out."""
+    if fields and data is None:
+        return {"success": True, **fields}
+    return {"success": True, "data": data, **fields}
 
 
 def failure(code: ErrorCode | str, message: str) -> dict[str, Any]:

@@ -66,6 +66,20 @@ class PermissionDenied(RoseyError):
         super().__init__(f"!{command} needs rank {needed:g} (you have {have:g})")
 
 
+class CollectionDenied(RoseyError):
+    """A function used a database collection its manifest does not declare."""
+
+    code = ErrorCode.PERMISSION_DENIED
+
+    def __init__(self, function: str, collection: str, allowed: tuple[str, ...]) -> None:
+        self.function, self.collection, self.allowed = function, collection, allowed
+        declared = ", ".join(allowed) if allowed else "none"
+        super().__init__(
+            f"function {function!r} may not use collection {collection!r} "
+            f"(its manifest declares: {declared})"
+        )
+
+
 class InvocationError(RoseyError):
     """A handler raised; the original exception is chained as __cause__."""
 
@@ -74,6 +88,14 @@ class InvocationError(RoseyError):
     ) -> None:
         self.function, self.version, self.code = function, version, code
         super().__init__(f"{function} {version} failed: {detail}")
+
+
+class FunctionBusy(RoseyError):
+    """A function has all its concurrency in use and its short wait queue is full."""
+
+    def __init__(self, function: str) -> None:
+        self.function = function
+        super().__init__(f"{function} is busy, try again in a moment.")
 
 
 class InvocationTimeout(RoseyError):
@@ -104,8 +126,32 @@ class StoreError(RoseyError):
         super().__init__(f"database {operation} failed: {detail}")
 
 
+class DeployError(RoseyError):
+    """A deploy, rollback or removal was refused or failed; the old version keeps serving."""
+
+    def __init__(self, function: str, reason: str) -> None:
+        self.function, self.reason = function, reason
+        super().__init__(f"{function}: {reason}")
+
+
 class ServerError(RoseyError):
     """An embedded server (nats-server, redis-server) could not be started."""
 
     def __init__(self, server: str, detail: str) -> None:
         super().__init__(f"cannot start embedded {server}: {detail}")
+
+
+class ConnectorError(RoseyError):
+    """The CyTube connector cannot (or must not) serve its channel; `fatal` errors stop it for good."""
+
+    def __init__(self, channel: str, problem: str, fatal: bool = True) -> None:
+        self.channel, self.problem, self.fatal = channel, problem, fatal
+        super().__init__(f"cytube channel {channel!r}: {problem}")
+
+
+class LoginError(ConnectorError):
+    """CyTube refused the bot's login; the message names the account and the server's reason."""
+
+    def __init__(self, channel: str, account: str, reason: str, fatal: bool = True) -> None:
+        self.account, self.reason = account, reason
+        super().__init__(channel, f"login as {account!r} failed: {reason}", fatal)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import re
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -15,17 +16,27 @@ from nats.aio.msg import Msg
 
 from . import contract
 from .bus import Binding, Bus
-from .constants import ErrorCode, command_subject, queue_group, request_subject
-from .context import Context, Event, SyncContext
+from .constants import (
+    QUEUE_PER_SLOT,
+    SEND_CHAT,
+    SEND_PM,
+    ErrorCode,
+    command_subject,
+    queue_group,
+    request_subject,
+)
+from .context import Context, Event, SyncContext, lines
 from .errors import (
     ContractError,
+    DeployError,
+    FunctionBusy,
     InvocationError,
     InvocationTimeout,
     PermissionDenied,
     RoseyError,
 )
 from .loader import Code, is_async
-from .manifest import Function, SubjectSpec
+from .manifest import Function, SubjectSpec, example_words
 from .permissions import check_rank, denial_line
 from .registry import Route
 
@@ -55,6 +66,8 @@ class Invoker:
         self.function: Function = code.function
         self.code, self.bus, self.executor, self.catalog, self.db = code, bus, executor, catalog, db
         self.in_flight = 0
+        self.waiting = 0
+        self._slots = asyncio.Semaphore(self.function.concurrency)
         self.stats = Stats()
         self.log = logging.getLogger(f"rosey.fn.{self.function.name}")
         self.bindings = self._bindings()
@@ -92,6 +105,48 @@ class Invoker:
     @property
     def busy(self) -> int:
         return sum(b.busy for b in self.bindings)
+
+    @property
+    def abandoned(self) -> int:
+        return sum(b.abandoned for b in self.bindings)
+
+    async def check_examples(self) -> None:
+        """Run the manifest's examples against this version; raises DeployError on a mismatch."""
+        f = self.function
+        for i, example in enumerate(f.examples):
+            word, *args = example_words(example.input)
+            route = self._command(word)
+            event = Event(
+                kind="command",
+                subject=command_subject(f.name),
+                command=route.name,
+                args=tuple(args),
+                user="example",
+                rank=example.rank,
+                raw_message=example.input,
+            )
+            said: list[str] = []
+
+            async def capture(subject: str, payload: Any, said: list[str] = said) -> None:
+                # Examples must not speak in the channel: what they send is captured instead.
+                if subject in (SEND_CHAT, SEND_PM):
+                    said.append(payload["message"])
+
+            ctx = Context(f, event, capture, self.bus.request, self.catalog, self.db, self.log)
+            ctx.collected = said
+            try:
+                result = await self._run(
+                    self.code.handler(f.handler_for(route.name) or ""), event, ctx
+                )
+            except RoseyError as e:
+                raise DeployError(f.name, f"examples[{i}] {example.input!r}: {e}") from e
+            said.extend(lines(result) if isinstance(result, str | list | tuple) else [])
+            reply = "\n".join(said)
+            if not re.search(example.expect, reply):
+                raise DeployError(
+                    f.name,
+                    f"examples[{i}] {example.input!r}: reply {reply!r} does not match {example.expect!r}",
+                )
 
     # Inbound messages
 
@@ -175,11 +230,6 @@ class Invoker:
         if target is None:
             await self._refuse(msg, ContractError(msg.subject, f"{f.name} has no handler for this"))
             return
-        if self.in_flight >= f.concurrency:
-            self.stats.busy += 1
-            busy = RoseyError(f"{f.name} is busy, try again in a moment.")
-            await self._tell(msg, event, str(busy), busy)
-            return
         ctx = Context(
             f,
             event,
@@ -194,6 +244,10 @@ class Invoker:
         self.stats.invocations += 1
         try:
             result = await self._run(self.code.handler(target), event, ctx)
+        except FunctionBusy as e:
+            self.stats.busy += 1
+            await self._tell(msg, event, str(e), e)
+            return
         except InvocationTimeout as e:
             self.stats.timeouts += 1
             self.log.warning("%s", e)
@@ -208,8 +262,8 @@ class Invoker:
 
     async def _run(self, handler: Any, event: Event, ctx: Context) -> Any:
         f = self.function
+        await self._acquire()
         timer = asyncio.timeout(f.timeout)
-        self.in_flight += 1
         if is_async(handler):
             try:
                 async with timer:
@@ -221,7 +275,7 @@ class Invoker:
             except Exception as e:
                 raise InvocationError(f.name, f.version, _brief(e), _code(e)) from e
             finally:
-                self.in_flight -= 1
+                self._release()
         loop = asyncio.get_running_loop()
         run = contextvars.copy_context().run
         future = loop.run_in_executor(self.executor, run, handler, event, SyncContext(ctx, loop))
@@ -238,8 +292,27 @@ class Invoker:
         except Exception as e:
             raise InvocationError(f.name, f.version, _brief(e), _code(e)) from e
 
-    def _release_thread(self, future: asyncio.Future[Any]) -> None:
+    async def _acquire(self) -> None:
+        """A slot of the function's concurrency; a short bounded wait, then FunctionBusy."""
+        f = self.function
+        if self._slots.locked() and self.waiting >= f.concurrency * QUEUE_PER_SLOT:
+            raise FunctionBusy(f.name)
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(f.timeout):
+                await self._slots.acquire()
+        except TimeoutError as e:
+            raise FunctionBusy(f.name) from e
+        finally:
+            self.waiting -= 1
+        self.in_flight += 1
+
+    def _release(self) -> None:
         self.in_flight -= 1
+        self._slots.release()
+
+    def _release_thread(self, future: asyncio.Future[Any]) -> None:
+        self._release()
         if future.done() and not future.cancelled() and future.exception() is not None:
             self.log.debug("late sync handler ended with %r", future.exception())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,13 @@ class SubjectSpec:
 
 
 @dataclass(frozen=True)
+class Example:
+    input: str
+    expect: str
+    rank: float = 0
+
+
+@dataclass(frozen=True)
 class Function:
     """A function as its manifest declares it; the routing table is built from these."""
 
@@ -45,7 +53,9 @@ class Function:
     timeout: float = DEFAULT_TIMEOUT
     concurrency: int = DEFAULT_CONCURRENCY
     collections: tuple[str, ...] = ()
+    indexes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
+    examples: tuple[Example, ...] = ()
     source: str = "<memory>"
 
     @property
@@ -144,7 +154,11 @@ def parse(data: Any, source: str = "<memory>") -> Function:
         timeout=float(data.get("timeout", DEFAULT_TIMEOUT)),
         concurrency=int(data.get("concurrency", DEFAULT_CONCURRENCY)),
         collections=tuple(data.get("collections", ())),
+        indexes={c: tuple(f) for c, f in (data.get("indexes") or {}).items()},
         config=dict(data.get("config") or {}),
+        examples=tuple(
+            Example(e["input"], e["expect"], e.get("rank", 0)) for e in data.get("examples", ())
+        ),
         source=source,
     )
 
@@ -177,7 +191,23 @@ def _semantic_problems(data: dict[str, Any]) -> list[str]:
             )
     if not commands and not subjects and not top:
         found.append("handler: a manifest needs a handler, commands or subjects")
+    for collection in data.get("indexes") or {}:
+        if collection not in (data.get("collections") or ()):
+            found.append(f"indexes.{collection}: not one of the manifest's collections")
+    for i, example in enumerate(data.get("examples") or []):
+        word = example_words(example["input"])[0] if example_words(example["input"]) else ""
+        if word not in names:
+            found.append(f"examples[{i}].input: {word!r} is not a command of this manifest")
+        try:
+            re.compile(example["expect"])
+        except re.error as e:
+            found.append(f"examples[{i}].expect: not a regular expression: {e}")
     return found
+
+
+def example_words(line: str) -> list[str]:
+    """An example's input as words; any command prefix (`!roll`, `?roll`) is dropped."""
+    return line.lstrip("!?.~/$#%&*+-=").split()
 
 
 def load(path: Path) -> Function:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import shutil
@@ -38,11 +39,14 @@ def find_binary(name: str) -> str:
     return found
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     # Linux: the child gets SIGTERM when Rosey dies, even by kill -9, so no server is orphaned.
+    # The kernel watches the *thread* that forked, so start servers from a long-lived thread.
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # Rosey died between fork and prctl: nobody would stop us
+        os._exit(1)
     os.setpgid(0, 0)  # and Ctrl-C in a terminal reaches Rosey only, which stops it in order
 
 
@@ -67,7 +71,7 @@ class _Child:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=functools.partial(_die_with_parent, os.getpid()),
             )
 
     def _failed(self, log: Path) -> ServerError:
@@ -217,14 +221,22 @@ class EmbeddedRedis(_Child):
             pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
             return
+        if not self._serves_here(pid):
+            return  # a stale pidfile, the number since reused by some other process
+        for sig in (signal.SIGTERM, signal.SIGKILL):  # TERM lets it flush the AOF first
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            deadline = time.monotonic() + START_TIMEOUT
+            while time.monotonic() < deadline and self._serves_here(pid):
+                time.sleep(0.02)
+            if not self._serves_here(pid):
+                return
+
+    def _serves_here(self, pid: int) -> bool:
+        # Redis rewrites its command line (so --dir is not there), but runs in its --dir.
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
         except OSError:
-            return
-        if b"redis-server" not in cmdline:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-            time.sleep(0.02)
+            return False
+        return b"redis-server" in cmdline and cwd == self.data_dir.resolve()

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
 from dataclasses import dataclass
@@ -16,9 +17,11 @@ from typing import Any, TextIO
 from .app import Runtime, pid_alive
 from .bus import Bus
 from .console import Console
-from .errors import ConfigError
-from .servers import EmbeddedNats
+from .deploy import DeployService
+from .errors import ConfigError, RoseyError
+from .servers import EmbeddedNats, EmbeddedRedis
 from .settings import Settings
+from .versions import Versions
 
 log = logging.getLogger("rosey.service")
 
@@ -32,6 +35,7 @@ class Instance:
     nats_url: str
     redis_url: str | None
     pid: int
+    token: str = ""  # the deploy token, so local commands can deploy without configuring one
 
 
 def state_path(settings: Settings) -> Path:
@@ -42,7 +46,10 @@ def record(settings: Settings, instance: Instance) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     path = state_path(settings)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(instance.__dict__))
+    # Owner-only: the file holds the deploy token.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(instance.__dict__))
     tmp.replace(path)
 
 
@@ -57,7 +64,9 @@ def find(settings: Settings) -> Instance | None:
     """The running instance recorded in data_dir, if its process is still alive."""
     try:
         data = json.loads(state_path(settings).read_text())
-        instance = Instance(data["nats_url"], data.get("redis_url"), int(data["pid"]))
+        instance = Instance(
+            data["nats_url"], data.get("redis_url"), int(data["pid"]), data.get("token", "")
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return instance if pid_alive(instance.pid) else None
@@ -86,20 +95,35 @@ async def serve(
 ) -> int:
     """Run until a signal or, for console chat, the end of input. Returns the exit code."""
     nats_server: EmbeddedNats | None = None
-    url = settings.nats.url
+    redis_server: EmbeddedRedis | None = None
+    url, redis_url = settings.nats.url, settings.redis.url
     if not url:
         nats_server = EmbeddedNats(settings.data_dir / "nats")
         url = await asyncio.to_thread(nats_server.start)
     bus: Bus | None = None
     runtime: Runtime | None = None
     console: Console | None = None
+    versions: Versions | None = None
+    deploy: DeployService | None = None
     try:
+        if not redis_url:
+            redis_server = EmbeddedRedis(settings.data_dir / "redis")
+            redis_url = await asyncio.to_thread(redis_server.start)
         bus = await Bus.connect(url, name="rosey-runtime", timeout=settings.nats.connect_timeout)
-        embedded = " (embedded nats-server)" if nats_server else ""
-        print(f"rosey: NATS {url}{embedded}", file=sys.stderr)
+        print(f"rosey: NATS {url}{' (embedded)' if nats_server else ''}", file=sys.stderr)
+        print(f"rosey: Redis {redis_url}{' (embedded)' if redis_server else ''}", file=sys.stderr)
         runtime = Runtime(settings, bus)
-        await runtime.start()
-        record(settings, Instance(url, settings.redis.url, os.getpid()))
+        versions = Versions.connect(redis_url, keep=settings.deploy.keep_versions)
+        token = settings.deploy.token or secrets.token_urlsafe(24)
+        deploy = DeployService(runtime, bus, token, versions, settings.deploy.ack_window)
+        try:
+            deployed, removed = await deploy.deployed()
+        except RoseyError as e:
+            log.error("cannot read deployed functions, serving those on disk: %s", e)
+            deployed, removed = [], set()
+        await runtime.start(deployed, removed)
+        await deploy.start()
+        record(settings, Instance(url, redis_url, os.getpid(), token))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -118,6 +142,7 @@ async def serve(
         if console is not None and not stop.is_set():
             # Let the answers to the last lines arrive before shutting down.
             await runtime.quiesce(extra=lambda: console.busy if console else 0)
+        await deploy.stop()
         await runtime.stop(reason)
         return 0
     finally:
@@ -126,13 +151,19 @@ async def serve(
                 asyncio.get_running_loop().remove_signal_handler(sig)
         if console is not None:
             await console.stop()
+        if deploy is not None:
+            await deploy.stop()
         if runtime is not None and runtime.started_at:
             await runtime.stop("error")
         if bus is not None:
             await bus.close()
+        if versions is not None:
+            await versions.close()
         forget(settings)
         if nats_server is not None:
             nats_server.stop()
+        if redis_server is not None:
+            redis_server.stop()
 
 
 async def invoke_once(

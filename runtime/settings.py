@@ -38,6 +38,24 @@ class CytubeSettings:
     username: str = ""
     password: str = ""
     channel_password: str = ""
+    # Outbound throttle: a token bucket safe even under a channel's antiflood option (docs/cytube.md).
+    throttle_burst: int = 4
+    throttle_rate: float = 1.0  # messages per second
+    message_limit: int = 320  # the server's max-chat-message-length; longer text is split
+    send_queue_size: int = 200  # messages waiting to be sent; beyond that they fail
+    send_max_wait: float = 120.0  # seconds a message may wait (e.g. while disconnected)
+    send_retries: int = 5  # re-sends after `cooldown` or a dropped connection
+    reconnect_delay: float = 1.0  # first delay; doubles up to reconnect_max_delay
+    reconnect_max_delay: float = 60.0
+    timeout: float = 15.0  # seconds for socketconfig, connect, join and login
+    lease_ttl: float = 15.0  # seconds; the channel lease in Redis is renewed every third of it
+
+
+@dataclass
+class DeploySettings:
+    token: str = ""  # empty: `rosey run` makes one and records it in data_dir for local use
+    keep_versions: int = 5
+    ack_window: float = 0.3  # how long a deploy waits for other runtimes to report their swap
 
 
 @dataclass
@@ -45,6 +63,7 @@ class Settings:
     nats: NatsSettings = field(default_factory=NatsSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     cytube: CytubeSettings | None = None  # None: console chat on standard input
+    deploy: DeploySettings = field(default_factory=DeploySettings)
     data_dir: Path = Path(".rosey")
     functions_dir: Path = Path("functions")
     manifests_dir: Path = Path("manifests")

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+import json
+import shutil
+import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from runtime.app import Runtime
 from runtime.bus import Bus
 from runtime.servers import EmbeddedNats, EmbeddedRedis
+from runtime.settings import Settings
+from tests.clitools import ROOT
 
 
 @pytest.fixture(scope="session")
@@ -58,14 +66,6 @@ async def bus(nats_url: str) -> AsyncIterator[Bus]:
 
 # Runtimes and chat, for tests that go through NATS end to end.
 
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import textwrap  # noqa: E402
-from collections.abc import Awaitable, Callable  # noqa: E402
-from typing import Any  # noqa: E402
-
-from runtime.app import Runtime  # noqa: E402
-from runtime.settings import Settings  # noqa: E402
 
 MakeRuntime = Callable[..., Awaitable[Runtime]]
 
@@ -160,3 +160,12 @@ async def chat(bus: Bus) -> Chat:
     c = Chat(bus)
     await c.start()
     return c
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the repository's functions and manifests with a rosey.yaml of its own."""
+    shutil.copytree(ROOT / "functions", tmp_path / "functions")
+    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
+    (tmp_path / "rosey.yaml").write_text("log_level: WARNING\n")
+    return tmp_path

@@ -1,0 +1,45 @@
+"""Running the `rosey` command as a user would, in a copy of the repository's project."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ROSEY = str(Path(sys.executable).parent / "rosey")
+
+
+def rosey(
+    project: Path, *args: str, stdin: str = "", timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [ROSEY, *args],
+        cwd=project,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(),
+    )
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("ROSEY_")}
+
+
+def start_server(project: Path, *args: str) -> subprocess.Popen[str]:
+    server = subprocess.Popen(
+        [ROSEY, "run", *args],
+        cwd=project,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=_env(),
+    )
+    state = project / ".rosey" / "runtime.json"
+    deadline = time.monotonic() + 20
+    while not state.exists() and time.monotonic() < deadline and server.poll() is None:
+        time.sleep(0.05)
+    return server

@@ -1,0 +1,290 @@
+import asyncio
+import json
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from textwrap import dedent
+from typing import Any
+
+import pytest
+
+from runtime.app import Runtime
+from runtime.bundle import Bundle
+from runtime.bus import Bus
+from runtime.deploy import DeployService
+from runtime.versions import Versions
+from tests.conftest import Chat, write_project
+
+TOKEN = "s3cret"
+
+
+def echo_manifest(version: str, extra: str = "") -> str:
+    return dedent(f"""\
+        name: echo
+        version: "{version}"
+        description: Says which version answered.
+        handler: echo:answer
+        commands:
+          echo: {{}}
+        """) + dedent(extra)
+
+
+def echo_code(version: str) -> str:
+    return f"def answer(event, ctx):\n    return 'v{version}:' + event.text\n"
+
+
+def echo_bundle(version: str, code: str | None = None, extra: str = "") -> Bundle:
+    return Bundle.create(
+        "echo",
+        version,
+        echo_manifest(version, extra),
+        {"echo.py": code if code is not None else echo_code(version)},
+    )
+
+
+Start = Callable[..., Awaitable[tuple[Runtime, DeployService]]]
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, nats_url: str, redis_url: str) -> AsyncIterator[Start]:
+    """Factory: runtimes sharing one NATS and one Redis (under a prefix of this test's own)."""
+    made: list[tuple[Runtime, DeployService, Versions]] = []
+    prefix = f"test:{uuid.uuid4().hex}:"
+
+    async def start(with_echo: bool = True) -> tuple[Runtime, DeployService]:
+        manifests = {"echo": echo_manifest("1.0.0")} if with_echo else {}
+        functions = {"echo.py": echo_code("1.0.0")} if with_echo else {}
+        settings = write_project(tmp_path / f"runtime{len(made)}", manifests, functions)
+        bus = await Bus.connect(nats_url)
+        runtime = Runtime(settings, bus)
+        versions = Versions.connect(redis_url, prefix=prefix)
+        service = DeployService(runtime, bus, TOKEN, versions, ack_window=0.1)
+        await runtime.start(*await service.deployed())
+        await service.start()
+        made.append((runtime, service, versions))
+        return runtime, service
+
+    yield start
+    for runtime, service, versions in made:
+        await service.stop()
+        if runtime.started_at:
+            await runtime.stop()
+        await runtime.bus.close()
+        await versions.close()
+
+
+async def deploy(bus: Bus, bundle: Bundle, token: str = TOKEN, **extra: Any) -> dict[str, Any]:
+    request = {"token": token, "action": "deploy", "bundle": json.loads(bundle.to_json()), **extra}
+    reply: dict[str, Any] = await bus.request("rosey.deploy", request, timeout=20)
+    return reply
+
+
+async def ask(chat: Chat, text: str) -> str:
+    before = len(chat.sent)
+    await chat.say(text)
+    return (await chat.lines(before + 1))[-1]
+
+
+async def test_deploy_new_function_then_invoke(cluster: Start, bus: Bus, chat: Chat) -> None:
+    runtime, _ = await cluster(with_echo=False)
+    hello = Bundle.create(
+        "hello",
+        "1.0.0",
+        dedent("""\
+        name: hello
+        version: "1.0.0"
+        description: x
+        handler: hello:hi
+        commands:
+          hi: {aliases: [hey]}
+        """),
+        {"hello.py": "async def hi(event, ctx):\n    return 'hi ' + event.user\n"},
+    )
+    reply = await deploy(bus, hello)
+    assert reply["success"], reply
+    report = reply["data"]["report"]
+    assert (report["old_version"], report["new_version"], report["added"]) == (
+        None,
+        "1.0.0",
+        ["hi"],
+    )
+    assert report["lost"] == 0
+    assert await ask(chat, "!hey") == "hi alice"
+    assert runtime.hashes["hello"] == hello.hash
+
+
+async def test_unchanged_bundle_is_skipped(cluster: Start, bus: Bus) -> None:
+    await cluster()
+    first = await deploy(bus, echo_bundle("1.1.0"))
+    again = await deploy(bus, echo_bundle("1.1.0"))
+    assert first["data"]["status"] == "swapped"
+    assert again["data"] == {"status": "unchanged", "name": "echo", "version": "1.1.0", "peers": []}
+
+
+async def test_swap_under_load_loses_nothing(cluster: Start, bus: Bus, chat: Chat) -> None:
+    runtime, _ = await cluster()
+    deploys_done = asyncio.Event()
+    sent = 0
+
+    async def load() -> None:
+        # Commands keep coming before, during and after the three swaps.
+        nonlocal sent
+        while not deploys_done.is_set() or sent < 300:
+            await chat.say(f"!echo {sent}")
+            sent += 1
+            if sent % 10 == 0:
+                await asyncio.sleep(0.005)
+
+    sender = asyncio.create_task(load())
+    reports = []
+    for version in ("2.0.0", "3.0.0", "4.0.0"):
+        await asyncio.sleep(0.03)
+        reply = await deploy(bus, echo_bundle(version))
+        assert reply["success"], reply
+        reports.append(reply["data"]["report"])
+    await asyncio.sleep(0.05)
+    deploys_done.set()
+    await sender
+    await chat.lines(sent, timeout=30)
+    await chat.settle()
+    messages = [p["message"] for _, p in chat.sent]
+    assert all(":" in m for m in messages), [m for m in messages if ":" not in m]
+    answered = Counter(m.split(":", 1)[1] for m in messages)
+    assert answered == Counter(str(i) for i in range(sent))  # every command exactly once
+    assert {m.split(":", 1)[0] for m in messages} >= {"v1.0.0", "v4.0.0"}
+    assert all(r["lost"] == 0 for r in reports)
+    assert runtime.registry.get("echo").version == "4.0.0"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("bundle", "expected"),
+    [
+        (
+            echo_bundle("2.0.0", "def answer(event, ctx)\n    return 1\n"),
+            "echo: cannot load echo: syntax error at functions/echo.py:1: expected ':'",
+        ),
+        (
+            echo_bundle("2.0.0", "import no_such_module_here\n"),
+            "ModuleNotFoundError at functions/echo.py:1",
+        ),
+        (
+            echo_bundle("2.0.0", "raise RuntimeError('at import')\n"),
+            "RuntimeError at functions/echo.py:1: at import",
+        ),
+        (
+            echo_bundle("2.0.0", "def answer(event):\n    return 1\n"),
+            "a handler must accept (event, ctx)",
+        ),
+        (
+            echo_bundle("2.0.0", extra="timeout: never\n"),
+            "timeout: 'never' is not of type 'number'",
+        ),
+        (
+            echo_bundle("2.0.0", extra="examples:\n  - {input: '!echo x', expect: '^v9'}\n"),
+            "examples[0] '!echo x': reply 'v2.0.0:x' does not match '^v9'",
+        ),
+        (
+            echo_bundle(
+                "2.0.0",
+                "def answer(event, ctx):\n    raise ValueError('bad')\n",
+                extra="examples:\n  - {input: '!echo x', expect: 'x'}\n",
+            ),
+            "examples[0] '!echo x': echo 2.0.0 failed: ValueError: bad",
+        ),
+    ],
+)
+async def test_broken_deploys_keep_the_old_version(
+    cluster: Start, bus: Bus, chat: Chat, bundle: Bundle, expected: str
+) -> None:
+    runtime, _ = await cluster()
+    reply = await deploy(bus, bundle)
+    assert reply["success"] is False
+    assert expected in reply["error"]
+    assert await ask(chat, "!echo still") == "v1.0.0:still"
+    assert runtime.registry.get("echo").version == "1.0.0"  # type: ignore[union-attr]
+    assert len(runtime.invokers["echo"].bindings[0].bus.nc._subs) > 0
+    assert not [
+        m
+        for m in __import__("sys").modules
+        if m.startswith("_rosey_fn_echo_")
+        and m
+        not in {
+            runtime.invokers["echo"].code.prefix,
+            runtime.invokers["echo"].code.prefix + ".echo",
+        }
+    ]
+
+
+async def test_unauthorised_deploy_refused(cluster: Start, bus: Bus, chat: Chat) -> None:
+    await cluster()
+    reply = await deploy(bus, echo_bundle("2.0.0"), token="guess")
+    assert reply == {
+        "success": False,
+        "error": "deploy token rejected",
+        "error_code": "PERMISSION_DENIED",
+    }
+    assert await ask(chat, "!echo x") == "v1.0.0:x"
+
+
+async def test_malformed_deploy_request(cluster: Start, bus: Bus) -> None:
+    await cluster()
+    msg = await bus.nc.request(
+        "rosey.deploy", b'{"token": "s3cret", "action": "deploy"}', timeout=5
+    )
+    reply = json.loads(msg.data)
+    assert reply["error_code"] == "INVALID_INPUT"
+    assert "bundle: required field is missing" in reply["error"]
+
+
+async def test_rollback_and_history(cluster: Start, bus: Bus, chat: Chat) -> None:
+    await cluster()
+    for version in ("2.0.0", "3.0.0"):
+        assert (await deploy(bus, echo_bundle(version)))["success"]
+    back = await bus.request("rosey.deploy", {"token": TOKEN, "action": "rollback", "name": "echo"})
+    assert back["data"]["report"]["new_version"] == "2.0.0"
+    assert await ask(chat, "!echo a") == "v2.0.0:a"
+    to = await bus.request(
+        "rosey.deploy", {"token": TOKEN, "action": "rollback", "name": "echo", "version": "3.0.0"}
+    )
+    assert to["success"], to
+    assert await ask(chat, "!echo b") == "v3.0.0:b"
+    missing = await bus.request(
+        "rosey.deploy", {"token": TOKEN, "action": "rollback", "name": "echo", "version": "9.9.9"}
+    )
+    assert missing["success"] is False
+    assert "no version 9.9.9 in the history (kept: 3.0.0, 2.0.0)" in missing["error"]
+
+
+async def test_every_runtime_converges(cluster: Start, bus: Bus) -> None:
+    first, _ = await cluster()
+    second, _ = await cluster()
+    reply = await deploy(bus, echo_bundle("2.0.0"))
+    assert reply["success"], reply
+    assert [p["ok"] for p in reply["data"]["peers"]] == [True]
+    assert first.registry.get("echo").version == "2.0.0"  # type: ignore[union-attr]
+    assert second.registry.get("echo").version == "2.0.0"  # type: ignore[union-attr]
+    late, _ = await cluster()
+    assert late.registry.get("echo").version == "2.0.0"  # type: ignore[union-attr]
+    command = {"command": "echo", "args": ["z"], "user": "u", "rank": 0}
+    answer = await bus.request("plugin.echo.command", command)
+    assert answer["data"]["replies"] == ["v2.0.0:z"]
+
+
+async def test_remove(cluster: Start, bus: Bus, chat: Chat) -> None:
+    runtime, _ = await cluster()
+    reply = await bus.request("rosey.deploy", {"token": TOKEN, "action": "remove", "name": "echo"})
+    assert reply["data"]["report"]["removed"] == ["echo"]
+    assert "echo" not in runtime.registry
+    await chat.say("!echo gone")
+    assert await chat.settle() == []
+    late, _ = await cluster()
+    assert "echo" not in late.registry  # removal outlives restarts
+
+
+async def test_status(cluster: Start, bus: Bus) -> None:
+    _, service = await cluster()
+    status = (await bus.request("rosey.status", {}))["data"]
+    assert status["runtime"] == service.id
+    [echo] = status["functions"]
+    assert (echo["name"], echo["version"], echo["commands"]) == ("echo", "1.0.0", {"echo": 0})

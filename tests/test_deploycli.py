@@ -1,0 +1,120 @@
+import json
+import signal
+from pathlib import Path
+
+from tests.clitools import rosey, start_server
+
+HELLO_MANIFEST = """\
+name: hello
+version: "{version}"
+description: Says hello.
+handler: hello:hi
+commands:
+  hi: {{rank: {rank}}}
+examples:
+  - input: "!hi"
+    expect: '^\\w+ example from '
+"""
+
+
+def add_hello(project: Path, version: str = "1.0.0", rank: int = 0, word: str = "hello") -> None:
+    (project / "functions" / "hello.py").write_text(
+        f"def hi(event, ctx):\n    return '{word} ' + event.user + ' from {version}'\n"
+    )
+    (project / "manifests" / "hello.yaml").write_text(
+        HELLO_MANIFEST.format(version=version, rank=rank)
+    )
+
+
+def test_deploy_walkthrough(project: Path) -> None:
+    with start_server(project) as server:
+        add_hello(project)
+        plan = rosey(project, "deploy", "--plan", "functions/")
+        assert plan.returncode == 0, plan.stderr
+        assert "hello: (new) → 1.0.0 (new); adds !hi" in plan.stdout
+        assert rosey(project, "invoke", "hi").returncode == 1  # the plan changed nothing
+
+        done = rosey(project, "deploy", "functions/")
+        assert done.returncode == 0, done.stderr
+        assert "dice: unchanged (1.0.0)" in done.stdout
+        assert "hello: (new) → 1.0.0 in " in done.stdout
+        assert "drained 0, lost 0; added !hi; 1 runtime(s)" in done.stdout
+        assert rosey(project, "invoke", "hi").stdout.strip() == "hello console from 1.0.0"
+
+        add_hello(project, "1.1.0")
+        as_json = json.loads(rosey(project, "deploy", "--json", "functions/hello.py").stdout)
+        assert as_json[0]["data"]["report"]["old_version"] == "1.0.0"
+        assert as_json[0]["data"]["report"]["new_version"] == "1.1.0"
+
+        listed = json.loads(rosey(project, "ls", "--json").stdout)
+        versions = {f["name"]: f["version"] for f in listed[0]["functions"]}
+        assert versions == {"dice": "1.0.0", "help": "1.0.0", "hello": "1.1.0"}
+
+        back = rosey(project, "rollback", "hello")
+        assert back.returncode == 0, back.stderr
+        assert "hello: 1.1.0 → 1.0.0" in back.stdout
+        assert server.stdin is not None
+        server.stdin.close()
+        assert server.wait(20) == 0
+
+
+def test_broken_code_is_reported_and_nothing_sent(project: Path) -> None:
+    with start_server(project) as server:
+        add_hello(project)
+        (project / "functions" / "hello.py").write_text("x = 1\ndef hi(event, ctx)\n    pass\n")
+        result = rosey(project, "deploy", "functions/hello.py")
+        assert result.returncode == 1
+        assert "hello: cannot load hello: syntax error at functions/hello.py:2" in result.stderr
+        assert "deploying" not in result.stderr
+        listed = json.loads(rosey(project, "ls", "--json").stdout)
+        assert "hello" not in {f["name"] for f in listed[0]["functions"]}
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(20) == 0
+
+
+def test_schema_error_names_file_and_field(project: Path) -> None:
+    add_hello(project)
+    path = project / "manifests" / "hello.yaml"
+    path.write_text(path.read_text().replace("rank: 0", "rank: 7"))
+    result = rosey(project, "deploy", "manifests/hello.yaml")
+    assert result.returncode == 1
+    assert "hello.yaml: commands.hi.rank: 7 is not one of" in result.stderr
+
+
+def test_lowering_a_rank_needs_yes(project: Path) -> None:
+    add_hello(project, rank=2)
+    with start_server(project) as server:
+        add_hello(project, "1.1.0", rank=0)
+        refused = rosey(project, "deploy", "functions/hello.py")
+        assert refused.returncode == 1
+        assert "hello lowers a rank or grants collections" in refused.stderr
+        assert "!hi rank 2 → 0" in refused.stderr
+        allowed = rosey(project, "deploy", "--yes", "functions/hello.py")
+        assert allowed.returncode == 0, allowed.stderr
+        assert "!hi rank 2 → 0" in allowed.stdout
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(20) == 0
+
+
+def test_deployed_version_survives_a_restart(project: Path) -> None:
+    with start_server(project) as server:
+        add_hello(project, "2.0.0", word="deployed")
+        assert rosey(project, "deploy", "functions/hello.py").returncode == 0
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(20) == 0
+    add_hello(project, "1.0.0", word="disk")  # the folder goes back; the deploy still stands
+    with start_server(project) as server:
+        assert rosey(project, "invoke", "hi").stdout.strip() == "deployed console from 2.0.0"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(20) == 0
+
+
+def test_wrong_token_refused(project: Path) -> None:
+    with start_server(project) as server:
+        add_hello(project)
+        (project / "rosey.yaml").write_text("log_level: WARNING\ndeploy: {token: wrong}\n")
+        result = rosey(project, "deploy", "functions/hello.py")
+        assert result.returncode == 1
+        assert "FAILED (PERMISSION_DENIED): deploy token rejected" in result.stdout
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(20) == 0
