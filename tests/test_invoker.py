@@ -134,12 +134,20 @@ async def test_blocking_sync_handler_does_not_block_the_loop(
     assert len(await chat.settle()) == 2
 
 
-async def test_concurrency_limit_answers_busy(make_runtime: MakeRuntime, chat: Chat) -> None:
-    await make_runtime(MANIFEST, CODE)
-    for _ in range(3):
-        await chat.say("!slow")
-    lines = await chat.lines(3)
-    assert sorted(lines) == ["slow done", "slow done", "work is busy, try again in a moment."]
+async def test_concurrency_limit_queues_then_answers_busy(
+    make_runtime: MakeRuntime, chat: Chat
+) -> None:
+    runtime = await make_runtime(MANIFEST, CODE)
+    # concurrency 2 and a wait queue of 4 per slot: 2 run, 8 wait, the rest are told at once.
+    for _ in range(12):
+        await chat.say("!hang")
+    first = await chat.lines(2)
+    assert first == ["work is busy, try again in a moment."] * 2
+    assert runtime.invokers["work"].in_flight == 2
+    assert runtime.invokers["work"].waiting == 8
+    lines = await chat.lines(12)
+    assert set(lines) <= {"work is busy, try again in a moment.", "Sorry, hang took too long."}
+    assert runtime.invokers["work"].stats.busy + runtime.invokers["work"].stats.timeouts == 12
 
 
 async def test_invocations_run_concurrently(make_runtime: MakeRuntime, chat: Chat) -> None:
