@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,8 +18,31 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from . import contract
 from .errors import BusError, ContractError
+from .settings import NatsSettings
 
 log = logging.getLogger("rosey.bus")
+
+
+def auth_options(auth: NatsSettings | None) -> dict[str, Any]:
+    """nats-py connect options for the credentials configured in rosey.yaml."""
+    if auth is None:
+        return {}
+    options: dict[str, Any] = {}
+    if auth.user:
+        options.update(user=auth.user, password=auth.password)
+    if auth.token:
+        options["token"] = auth.token
+    if auth.creds:
+        options["user_credentials"] = str(auth.creds)
+    if auth.nkey_seed:
+        options["nkeys_seed_str"] = auth.nkey_seed
+    if auth.tls_ca or auth.tls_cert:
+        context = ssl.create_default_context(cafile=str(auth.tls_ca) if auth.tls_ca else None)
+        if auth.tls_cert:
+            context.load_cert_chain(str(auth.tls_cert), str(auth.tls_key) if auth.tls_key else None)
+        options["tls"] = context
+    return options
+
 
 MessageHandler = Callable[[Msg], Awaitable[None]]
 
@@ -31,30 +55,46 @@ class Bus:
 
     @classmethod
     async def connect(
-        cls, url: str, name: str = "rosey", timeout: float = 5.0, **options: Any
+        cls,
+        url: str,
+        name: str = "rosey",
+        timeout: float = 5.0,
+        *,
+        reconnect: bool = True,
+        auth: NatsSettings | None = None,
     ) -> Bus:
+        """Connect; `reconnect=False` for short-lived commands, which should give up, not wait."""
+
         async def on_error(e: Exception) -> None:
-            log.warning("NATS error: %s", e)
+            if reconnect:
+                log.warning("NATS error: %s", e)
 
         async def on_disconnect() -> None:
-            if not (nc.is_closed or nc.is_draining):
+            if reconnect and not (nc.is_closed or nc.is_draining):
                 log.warning("NATS disconnected; reconnecting")
 
         async def on_reconnect() -> None:
             log.info("NATS reconnected to %s", nc.connected_url.netloc if nc.connected_url else url)
 
         try:
-            nc = await nats.connect(
-                url,
-                name=name,
-                connect_timeout=timeout,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                error_cb=on_error,
-                disconnected_cb=on_disconnect,
-                reconnected_cb=on_reconnect,
-                **options,
-            )
+            # nats-py retries an unreachable server without end when reconnecting is on, also on
+            # the first connect; a bound here turns that into a clear error.
+            async with asyncio.timeout(timeout * 2 + 1):
+                nc = await nats.connect(
+                    url,
+                    name=name,
+                    connect_timeout=timeout,
+                    allow_reconnect=reconnect,
+                    # 0 would mean "no limit" to nats-py; 1 gives up after one try.
+                    max_reconnect_attempts=-1 if reconnect else 1,
+                    reconnect_time_wait=0.5,
+                    error_cb=on_error,
+                    disconnected_cb=on_disconnect,
+                    reconnected_cb=on_reconnect,
+                    **auth_options(auth),
+                )
+        except TimeoutError as e:
+            raise BusError("connect", f"{url}: no answer within {timeout * 2 + 1:g}s") from e
         except Exception as e:
             raise BusError("connect", f"{url}: {e or type(e).__name__}") from e
         return cls(nc)

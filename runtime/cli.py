@@ -148,7 +148,9 @@ async def _invoke(
     wait = timeout or route.function.timeout + 1.0
     running = settings.nats.url or (service.find(settings) and service.nats_url(settings))
     if running:
-        bus = await Bus.connect(str(running), name="rosey-invoke")
+        bus = await Bus.connect(
+            str(running), name="rosey-invoke", reconnect=False, auth=settings.nats
+        )
         try:
             reply: dict[str, Any] = await bus.request(
                 command_subject(route.function.name), payload, wait

@@ -44,7 +44,9 @@ def _token(settings: Settings) -> str:
 
 
 async def _connect(settings: Settings) -> Bus:
-    return await Bus.connect(service.nats_url(settings), name="rosey-cli")
+    return await Bus.connect(
+        service.nats_url(settings), name="rosey-cli", reconnect=False, auth=settings.nats
+    )
 
 
 async def gather_status(bus: Bus, window: float = 0.3) -> list[dict[str, Any]]:

@@ -109,7 +109,12 @@ async def serve(
         if not redis_url:
             redis_server = EmbeddedRedis(settings.data_dir / "redis")
             redis_url = await asyncio.to_thread(redis_server.start)
-        bus = await Bus.connect(url, name="rosey-runtime", timeout=settings.nats.connect_timeout)
+        bus = await Bus.connect(
+            url,
+            name="rosey-runtime",
+            timeout=settings.nats.connect_timeout,
+            auth=None if nats_server else settings.nats,
+        )
         print(f"rosey: NATS {url}{' (embedded)' if nats_server else ''}", file=sys.stderr)
         print(f"rosey: Redis {redis_url}{' (embedded)' if redis_server else ''}", file=sys.stderr)
         runtime = Runtime(settings, bus)

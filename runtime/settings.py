@@ -23,6 +23,16 @@ ENV_PREFIX = "ROSEY_"
 class NatsSettings:
     url: str | None = None  # None: start an embedded nats-server
     connect_timeout: float = 5.0
+    # Credentials for a configured server (any one way): user/password, token, a credentials
+    # file, an nkey seed; TLS with a CA and optionally a client certificate.
+    user: str = ""
+    password: str = ""
+    token: str = ""
+    creds: Path | None = None
+    nkey_seed: str = ""
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
 
 @dataclass

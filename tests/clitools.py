@@ -20,11 +20,11 @@ def rosey(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=_env(),
+        env=clean_env(),
     )
 
 
-def _env() -> dict[str, str]:
+def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("ROSEY_")}
 
 
@@ -36,7 +36,7 @@ def start_server(project: Path, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         text=True,
-        env=_env(),
+        env=clean_env(),
     )
     state = project / ".rosey" / "runtime.json"
     deadline = time.monotonic() + 20

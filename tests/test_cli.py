@@ -49,7 +49,8 @@ def test_bad_config_names_the_key(project: Path) -> None:
     result = rosey(project, "run")
     assert result.returncode != 0
     assert (
-        "rosey.yaml: nats.ulr: unknown key; expected one of: connect_timeout, url" in result.stderr
+        "rosey.yaml: nats.ulr: unknown key; expected one of: connect_timeout, creds, nkey_seed, password, tls_ca, tls_cert, tls_key, token, url, user"
+        in result.stderr
     )
 
 
@@ -115,3 +116,13 @@ def test_validate_reports_broken_manifest(project: Path) -> None:
     result = rosey(project, "validate")
     assert result.returncode == 1
     assert "manifests/bad.yaml: description: required field is missing" in result.stderr
+
+
+def test_unreachable_nats_is_a_clear_error(project: Path) -> None:
+    from runtime.servers import free_port
+
+    (project / "rosey.yaml").write_text(f"nats: {{url: 'nats://127.0.0.1:{free_port()}'}}\n")
+    result = rosey(project, "invoke", "roll")
+    assert result.returncode == 1
+    assert "NATS connect failed: nats://127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.stderr

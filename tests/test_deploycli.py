@@ -1,8 +1,10 @@
 import json
 import signal
+import subprocess
+import time
 from pathlib import Path
 
-from tests.clitools import rosey, start_server
+from tests.clitools import ROSEY, clean_env, rosey, start_server
 
 HELLO_MANIFEST = """\
 name: hello
@@ -116,5 +118,32 @@ def test_wrong_token_refused(project: Path) -> None:
         result = rosey(project, "deploy", "functions/hello.py")
         assert result.returncode == 1
         assert "FAILED (PERMISSION_DENIED): deploy token rejected" in result.stdout
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(20) == 0
+
+
+def test_dev_deploys_on_save(project: Path) -> None:
+    with start_server(project) as server:
+        dev = subprocess.Popen(
+            [ROSEY, "dev"],
+            cwd=project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=clean_env(),
+        )
+        try:
+            time.sleep(1.0)  # let the watcher start before the file changes
+            add_hello(project, "3.0.0", word="saved")
+            reply = ""
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not reply.startswith("saved"):
+                reply = rosey(project, "invoke", "hi").stdout.strip()
+                time.sleep(0.2)
+            assert reply == "saved console from 3.0.0"
+        finally:
+            dev.send_signal(signal.SIGINT)
+            output, _ = dev.communicate(timeout=20)
+        assert "hello: (new) → 3.0.0 in " in output
         server.send_signal(signal.SIGTERM)
         assert server.wait(20) == 0

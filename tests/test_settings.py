@@ -69,7 +69,10 @@ def test_unknown_key_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         settings.load(write(tmp_path, "nats: {ulr: x}\n"), environ={})
     assert info.value.key == "nats.ulr"
-    assert "unknown key; expected one of: connect_timeout, url" in str(info.value)
+    assert (
+        "unknown key; expected one of: connect_timeout, creds, nkey_seed, password, tls_ca, tls_cert, tls_key, token, url, user"
+        in str(info.value)
+    )
 
 
 def test_wrong_type_names_the_key(tmp_path: Path) -> None:
@@ -106,3 +109,19 @@ def test_env_keys_cover_nested_sections() -> None:
     assert keys["ROSEY_NATS_URL"] == "nats.url"
     assert keys["ROSEY_CYTUBE_PASSWORD"] == "cytube.password"
     assert keys["ROSEY_DATA_DIR"] == "data_dir"
+
+
+def test_nats_credentials_become_connect_options(tmp_path: Path) -> None:
+    from runtime.bus import auth_options
+
+    path = write(
+        tmp_path,
+        "nats:\n  url: nats://h:4222\n  user: bot\n  password: ${NATS_PW}\n  creds: bot.creds\n",
+    )
+    s = settings.load(path, environ={"NATS_PW": "pw"})
+    assert auth_options(s.nats) == {
+        "user": "bot",
+        "password": "pw",
+        "user_credentials": "bot.creds",
+    }
+    assert auth_options(settings.Settings().nats) == {}
