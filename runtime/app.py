@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, bundle, loader, manifest
+from .activation import Observer
 from .bundle import Bundle
 from .bus import Bus
 from .constants import PLATFORM_HEARTBEAT, PLATFORM_SHUTDOWN, PLATFORM_STARTUP
@@ -84,7 +85,13 @@ class Runtime:
         self.registry = Registry()
         self.invokers: dict[str, Invoker] = {}
         self.executor = ThreadPoolExecutor(settings.sync_workers, thread_name_prefix="rosey-sync")
-        self.router = Router(bus, lambda: self.registry, settings.command_prefix) if route else None
+        # Observers see every activation (metrics, activation records); add before start().
+        self.observers: list[Observer] = []
+        self.router = (
+            Router(bus, lambda: self.registry, settings.command_prefix, observers=self.observers)
+            if route
+            else None
+        )
         self.started_at = 0.0
         self._heartbeat: asyncio.Task[None] | None = None
         self._swap_lock = asyncio.Lock()
@@ -99,7 +106,7 @@ class Runtime:
 
     def _invoker(self, code: Code) -> Invoker:
         db = self.db(code.function) if self.db else None
-        return Invoker(code, self.bus, self.executor, self.catalog, db)
+        return Invoker(code, self.bus, self.executor, self.catalog, db, self.observers)
 
     async def swap(self, function: Function, folder: Path) -> SwapReport:
         """Serve a new version of `function` (or a new function) without dropping a command.

@@ -30,6 +30,7 @@ class Event:
     channel: str | None = None
     raw_message: str | None = None
     source: Literal["chat", "pm"] = "chat"
+    id: str = ""  # correlation id, carried from the router to logs and activation records
 
     @property
     def text(self) -> str:

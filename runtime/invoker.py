@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import logging
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 from nats.aio.msg import Msg
 
 from . import contract
+from .activation import Activation, Observer, Outcome, new_id, notify
 from .bus import Binding, Bus
 from .constants import (
     QUEUE_PER_SLOT,
@@ -62,9 +64,11 @@ class Invoker:
         executor: Executor,
         catalog: Callable[[], list[Route]] = list,
         db: Any = None,
+        observers: list[Observer] | None = None,
     ) -> None:
         self.function: Function = code.function
         self.code, self.bus, self.executor, self.catalog, self.db = code, bus, executor, catalog, db
+        self.observers = observers if observers is not None else []
         self.in_flight = 0
         self.waiting = 0
         self._slots = asyncio.Semaphore(self.function.concurrency)
@@ -168,6 +172,7 @@ class Invoker:
             channel=payload.get("channel"),
             raw_message=payload.get("raw_message"),
             source=payload.get("source", "chat"),
+            id=payload.get("id") or new_id(),
         )
         if route is None:
             await self._refuse(
@@ -179,6 +184,7 @@ class Invoker:
             check_rank(route, event.rank)
         except PermissionDenied as e:
             self.stats.denied += 1
+            self._record(event, "denied", 0.0, reason=str(e))
             await self._tell(msg, event, denial_line(event.user or "?", e), e)
             return
         await self._invoke(msg, event, self.function.handler_for(route.name))
@@ -197,6 +203,7 @@ class Invoker:
             user=payload.get("user"),
             rank=payload.get("rank", 0),
             channel=payload.get("channel"),
+            id=new_id(),
         )
         await self._invoke(msg, event, self.function.handler)
 
@@ -214,6 +221,7 @@ class Invoker:
             user=data.get("user"),
             rank=data.get("rank", 0) if isinstance(data.get("rank"), int | float) else 0,
             channel=data.get("channel"),
+            id=new_id(),
         )
         await self._invoke(msg, event, spec.handler or self.function.handler)
 
@@ -237,27 +245,36 @@ class Invoker:
             self.bus.request,
             self.catalog,
             self.db,
-            logging.LoggerAdapter(self.log, {"function": f.name, "version": f.version}),
+            logging.LoggerAdapter(
+                self.log, {"function": f.name, "version": f.version, "id": event.id}
+            ),
         )
         if msg.reply and event.kind == "command":
             ctx.collected = []
         self.stats.invocations += 1
+        began = time.perf_counter()
         try:
             result = await self._run(self.code.handler(target), event, ctx)
         except FunctionBusy as e:
             self.stats.busy += 1
+            self._record(event, "busy", time.perf_counter() - began, error=str(e))
             await self._tell(msg, event, str(e), e)
             return
         except InvocationTimeout as e:
             self.stats.timeouts += 1
-            self.log.warning("%s", e)
+            self._record(event, "timeout", time.perf_counter() - began, error=str(e))
+            self.log.warning("%s [%s]", e, event.id)
             await self._tell(msg, event, f"Sorry, {event.command or f.name} took too long.", e)
             return
         except InvocationError as e:
             self.stats.errors += 1
-            self.log.error("%s (handler %s, %s)", e, target, event.subject, exc_info=e.__cause__)
+            self._record(event, "error", time.perf_counter() - began, error=str(e))
+            self.log.error(
+                "%s (handler %s, %s) [%s]", e, target, event.subject, event.id, exc_info=e.__cause__
+            )
             await self._tell(msg, event, f"Sorry, {event.command or f.name} failed.", e)
             return
+        self._record(event, "ok", time.perf_counter() - began)
         await self._deliver(msg, event, ctx, result)
 
     async def _run(self, handler: Any, event: Event, ctx: Context) -> Any:
@@ -291,6 +308,29 @@ class Invoker:
             raise InvocationError(f.name, f.version, _brief(e)) from e
         except Exception as e:
             raise InvocationError(f.name, f.version, _brief(e), _code(e)) from e
+
+    def _record(
+        self, event: Event, outcome: Outcome, duration: float, error: str = "", reason: str = ""
+    ) -> None:
+        if not self.observers:
+            return
+        f = self.function
+        notify(
+            self.observers,
+            Activation(
+                id=event.id,
+                function=f.name,
+                version=f.version,
+                kind=event.kind,
+                command=event.command,
+                user=event.user,
+                channel=event.channel,
+                outcome=outcome,
+                duration=duration,
+                error=error,
+                reason=reason,
+            ),
+        )
 
     async def _acquire(self) -> None:
         """A slot of the function's concurrency; a short bounded wait, then FunctionBusy."""

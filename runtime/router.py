@@ -11,11 +11,12 @@ from typing import Any
 from nats.aio.msg import Msg
 
 from . import contract
+from .activation import Activation, Observer, Outcome, new_id, notify
 from .bus import Binding, Bus
 from .constants import CHAT, PM, SEND_CHAT, SEND_PM, command_subject
 from .errors import ContractError, PermissionDenied, RoseyError
 from .permissions import Cooldowns, check_rank, denial_line
-from .registry import Registry
+from .registry import Registry, Route
 
 log = logging.getLogger("rosey.router")
 
@@ -51,9 +52,11 @@ class Router:
         registry: Callable[[], Registry],
         prefix: str = "!",
         cooldowns: Cooldowns | None = None,
+        observers: list[Observer] | None = None,
     ) -> None:
         self.bus, self.registry, self.prefix = bus, registry, prefix
         self.cooldowns = cooldowns or Cooldowns()
+        self.observers = observers if observers is not None else []
         # A queue group, so that several runtimes route each chat line once.
         self.bindings = [
             Binding(bus, CHAT, self.on_message, ROUTER_QUEUE),
@@ -89,13 +92,16 @@ class Router:
         source = "pm" if msg.subject == PM else "chat"
         user, rank = payload["user"], payload["rank"]
         command = route.command
+        correlation = new_id()
         try:
             check_rank(command, rank)
         except PermissionDenied as e:
+            self._record(correlation, route, payload, "denied", str(e))
             await self._answer(payload, source, denial_line(user, e))
             return
         wait = self.cooldowns.remaining(user, command)
         if wait > 0:
+            self._record(correlation, route, payload, "cooldown", f"{wait:.1f}s left")
             await self._answer(
                 payload,
                 source,
@@ -109,6 +115,7 @@ class Router:
             "rank": rank,
             "raw_message": payload["message"],
             "source": source,
+            "id": correlation,
             "time": payload.get("time") or int(time.time() * 1000),
         }
         if payload.get("channel") is not None:
@@ -118,6 +125,25 @@ class Router:
             self.routed += 1
         except RoseyError as e:
             log.error("could not route !%s from %s: %s", word, user, e)
+
+    def _record(
+        self, correlation: str, route: Route, payload: dict[str, Any], outcome: Outcome, reason: str
+    ) -> None:
+        if self.observers:
+            notify(
+                self.observers,
+                Activation(
+                    id=correlation,
+                    function=route.function.name,
+                    version=route.function.version,
+                    kind="command",
+                    command=route.command.name,
+                    user=payload["user"],
+                    channel=payload.get("channel"),
+                    outcome=outcome,
+                    reason=reason,
+                ),
+            )
 
     async def _answer(self, payload: dict[str, Any], source: str, line: str) -> None:
         channel = payload.get("channel")

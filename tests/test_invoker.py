@@ -1,6 +1,7 @@
 import asyncio
 import json
 import logging
+from typing import Any
 
 import pytest
 
@@ -292,3 +293,40 @@ async def test_external_function_is_routed(make_runtime: MakeRuntime, chat: Chat
     assert received[0]["command"] == "weather"
     assert received[0]["rank"] == 1
     assert received[0]["source"] == "chat"
+
+
+GATE = {
+    "gate": """\
+    name: gate
+    version: "0.1.0"
+    description: Commands with limits.
+    handler: work:ok
+    commands:
+      secret: {rank: 3}
+      cool: {cooldown: 60}
+    """
+}
+
+
+async def test_every_outcome_is_observed(make_runtime: MakeRuntime, chat: Chat) -> None:
+    runtime = await make_runtime({**MANIFEST, **GATE}, CODE)
+    seen: list[Any] = []
+    runtime.observers.append(seen.append)
+    for line in ("!ok a", "!boom", "!hang", "!secret", "!cool", "!cool"):
+        await chat.say(line)
+    await chat.lines(6)
+    outcomes = sorted((a.command, a.outcome) for a in seen)
+    assert outcomes == [
+        ("boom", "error"),
+        ("cool", "cooldown"),
+        ("cool", "ok"),
+        ("hang", "timeout"),
+        ("ok", "ok"),
+        ("secret", "denied"),
+    ]
+    ok = next(a for a in seen if a.command == "ok")
+    assert (ok.function, ok.version, ok.user, ok.kind) == ("work", "1.2.0", "alice", "command")
+    assert len(ok.id) == 16
+    assert (
+        next(a for a in seen if a.outcome == "denied").reason == "!secret needs rank 3 (you have 0)"
+    )
