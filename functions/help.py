@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from runtime.permissions import rank_name
+
 
 def show(event: Any, ctx: Any) -> str | list[str]:
     prefix = ctx.config.get("prefix", "!")
@@ -21,6 +23,18 @@ def show(event: Any, ctx: Any) -> str | list[str]:
             f" (also {', '.join(prefix + a for a in command.aliases)})" if command.aliases else ""
         )
         text = f"{usage}{aliases}"
-        return f"{text}: {command.help}" if command.help else text
+        text = f"{text}: {command.help}" if command.help else text
+        return text + _limits(command)
     names = " ".join(prefix + r.command.name for r in routes)
     return f"Commands: {names}. Try {prefix}help <command>."
+
+
+def _limits(command: Any) -> str:
+    """The rank a command needs and its cooldown, when they are worth saying."""
+    notes = []
+    if command.rank > 0:
+        notes.append(f"{rank_name(command.rank)} and up")
+    if command.cooldown > 0:
+        per = {"channel": " per channel", "global": " for everyone"}.get(command.cooldown_per, "")
+        notes.append(f"once every {command.cooldown:g}s{per}")
+    return f" ({'; '.join(notes)})" if notes else ""

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +18,17 @@ from .activation import Observer
 from .bundle import Bundle
 from .bus import Bus
 from .constants import PLATFORM_HEARTBEAT, PLATFORM_SHUTDOWN, PLATFORM_STARTUP
+from .cooldowns import SharedCooldowns
 from .errors import DeployError, LoadError, RegistryError, RoseyError
 from .invoker import Invoker
+from .listen import Listening
 from .loader import Code
 from .manifest import Function
 from .registry import Registry, Route
 from .router import Router
+from .schedule import Schedules
 from .settings import Settings
+from .usage import Usage, UsageService
 
 log = logging.getLogger("rosey.runtime")
 
@@ -79,6 +83,7 @@ class Runtime:
         *,
         route: bool = True,
         db: DbFactory | None = None,
+        redis: Any = None,
     ) -> None:
         self.settings, self.bus, self.db = settings, bus, db
         self._functions = functions
@@ -87,8 +92,27 @@ class Runtime:
         self.executor = ThreadPoolExecutor(settings.sync_workers, thread_name_prefix="rosey-sync")
         # Observers see every activation (metrics, activation records); add before start().
         self.observers: list[Observer] = []
+        # Called with each function before its code loads, at start and on every swap
+        # (the database declares the manifest's indexes here).
+        self.preparers: list[Callable[[Function], Awaitable[None]]] = []
+        # Awaited with a function's name after every swap and removal (service discovery).
+        self.swap_hooks: list[Callable[[str], Awaitable[None]]] = []
+        # Schedules, listening windows, cooldowns and usage counters (issue 6). `redis` (an
+        # asyncio client) shares cooldowns and schedule claims across runtimes; None keeps them
+        # in this process.
+        self.usage = Usage()
+        self.observers.append(self.usage)
+        self.usage_service = UsageService(bus, self.usage)
+        self.schedules = Schedules(lambda: self.invokers, redis, settings.channel)
+        self.listening = Listening(bus, lambda: self.invokers, settings.command_prefix)
         self.router = (
-            Router(bus, lambda: self.registry, settings.command_prefix, observers=self.observers)
+            Router(
+                bus,
+                lambda: self.registry,
+                settings.command_prefix,
+                cooldowns=SharedCooldowns(redis),
+                observers=self.observers,
+            )
             if route
             else None
         )
@@ -122,6 +146,11 @@ class Runtime:
                 registry = self.registry.replace(function)
             except RegistryError as e:
                 raise DeployError(function.name, str(e)) from e
+            try:
+                for prepare in self.preparers:
+                    await prepare(function)
+            except RoseyError as e:
+                raise DeployError(function.name, str(e)) from e
             new: Invoker | None = None
             if not function.external:
                 try:
@@ -145,6 +174,7 @@ class Runtime:
                 self.invokers[function.name] = new
             else:
                 self.invokers.pop(function.name, None)
+            await self._follow_swap(function.name)
             drained = await self._retire(old)
             report = SwapReport.of(old_fn, function, time.perf_counter() - began, drained)
             report.lost = old.abandoned if old else 0
@@ -157,8 +187,20 @@ class Runtime:
             if old_fn is None:
                 raise DeployError(name, "no such function")
             self.registry = self.registry.without(name)
-            drained = await self._retire(self.invokers.pop(name, None))
+            retired = self.invokers.pop(name, None)
+            await self._follow_swap(name)
+            drained = await self._retire(retired)
             return SwapReport.of(old_fn, None, time.perf_counter() - began, drained)
+
+    async def _follow_swap(self, name: str) -> None:
+        """The old version's schedules stop and the new one's start; an open listening window
+        carries over to the new version (a game goes on) unless it no longer declares `listen`."""
+        await self.schedules.restart(name)
+        invoker = self.invokers.get(name)
+        if invoker is None or invoker.function.listen is None:
+            await self.listening.stop(name)
+        for hook in self.swap_hooks:
+            await hook(name)
 
     async def _retire(self, old: Invoker | None) -> int:
         if old is None:
@@ -192,6 +234,9 @@ class Runtime:
         hashes = {f.name: _disk_hash(f, folder) for f, folder in chosen.values()}
         hashes.update({b.name: b.hash for b in deployed if b.name in chosen})
         registry = Registry(f for f, _ in chosen.values())
+        for f in registry:
+            for prepare in self.preparers:
+                await prepare(f)
         invokers = {
             f.name: self._invoker(loader.load(f, folder))
             for f, folder in chosen.values()
@@ -201,6 +246,9 @@ class Runtime:
         try:
             for invoker in invokers.values():
                 await invoker.start()
+            await self.usage_service.start()
+            for name in invokers:
+                self.schedules.start(name)
             if self.router:
                 await self.router.start()
         except BaseException:
@@ -233,6 +281,9 @@ class Runtime:
             self._heartbeat = None
         if self.started_at:
             await self._announce(PLATFORM_SHUTDOWN, {"reason": reason, "timestamp": time.time()})
+        await self.schedules.stop_all()
+        await self.listening.stop_all()
+        await self.usage_service.stop()
         if self.router:
             await self.router.stop(self.settings.drain_timeout)
         await asyncio.gather(*(i.stop(self.settings.drain_timeout) for i in self.invokers.values()))

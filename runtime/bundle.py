@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,14 +92,33 @@ def build(manifest_path: Path, functions_dir: Path) -> Bundle:
     return Bundle.create(f.name, f.version, manifest_path.read_text(), files, f.source)
 
 
-def collect(paths: Iterable[Path], manifests_dir: Path, functions_dir: Path) -> list[Bundle]:
-    """The bundles a deploy of `paths` means: manifests named directly, or whose code is there."""
+def collect(
+    paths: Iterable[Path],
+    manifests_dir: Path,
+    functions_dir: Path,
+    plugin_ranks: Mapping[str, float] | None = None,
+) -> list[Bundle]:
+    """The bundles a deploy of `paths` means: manifests named directly, or whose code is there.
+
+    A legacy plugin package (or a folder of them, such as plugins/) is bundled as itself, its
+    commands ranked by `plugin_ranks` (rosey.yaml's plugins.ranks).
+    """
     wanted: dict[str, Bundle] = {}
     manifests = sorted([*manifests_dir.glob("*.yaml"), *manifests_dir.glob("*.yml")])
     for target in paths:
         target = target.resolve()
         if not target.exists():
             raise DeployError(str(target), "no such file or folder")
+        # Legacy plugin packages (docs/legacy-plugins.md). Imported here, not at the top:
+        # runtime.legacy builds Bundles, so it imports this module.
+        from . import legacy
+
+        plugins = legacy.plugin_dirs(target) if target.is_dir() else []
+        if plugins:
+            for folder in plugins:
+                bundle = legacy.build_bundle(folder, plugin_ranks)
+                wanted[bundle.name] = bundle
+            continue
         if target.suffix in (".yaml", ".yml") and target.is_file():
             chosen = [target]
         else:

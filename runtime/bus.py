@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -47,6 +47,12 @@ def auth_options(auth: NatsSettings | None) -> dict[str, Any]:
 MessageHandler = Callable[[Msg], Awaitable[None]]
 
 
+async def _abandon(nc: Client) -> None:
+    # nats-py keeps the socket of a refused first connection open; close it, or it leaks.
+    with contextlib.suppress(Exception):
+        await nc.close()
+
+
 class Bus:
     """JSON publish, subscribe and request over one NATS connection; outbound payloads are checked."""
 
@@ -65,7 +71,11 @@ class Bus:
     ) -> Bus:
         """Connect; `reconnect=False` for short-lived commands, which should give up, not wait."""
 
+        problems: list[Exception] = []
+        nc = Client()
+
         async def on_error(e: Exception) -> None:
+            problems.append(e)
             if reconnect:
                 log.warning("NATS error: %s", e)
 
@@ -80,22 +90,25 @@ class Bus:
             # nats-py retries an unreachable server without end when reconnecting is on, also on
             # the first connect; a bound here turns that into a clear error.
             async with asyncio.timeout(timeout * 2 + 1):
-                nc = await nats.connect(
+                await nc.connect(
                     url,
                     name=name,
-                    connect_timeout=timeout,
+                    connect_timeout=timeout,  # type: ignore[arg-type]  # floats work; stubs say int
                     allow_reconnect=reconnect,
                     # 0 would mean "no limit" to nats-py; 1 gives up after one try.
                     max_reconnect_attempts=-1 if reconnect else 1,
-                    reconnect_time_wait=0.5,
+                    reconnect_time_wait=0.5,  # type: ignore[arg-type]
                     error_cb=on_error,
                     disconnected_cb=on_disconnect,
                     reconnected_cb=on_reconnect,
                     **auth_options(auth),
                 )
         except TimeoutError as e:
-            raise BusError("connect", f"{url}: no answer within {timeout * 2 + 1:g}s") from e
+            await _abandon(nc)
+            last = f" (last error: {problems[-1]})" if problems else ""
+            raise BusError("connect", f"{url}: no answer within {timeout * 2 + 1:g}s{last}") from e
         except Exception as e:
+            await _abandon(nc)
             raise BusError("connect", f"{url}: {e or type(e).__name__}") from e
         return cls(nc)
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import __version__, contract, deploycli, manifest, service
+from . import __version__, contract, dbcli, deploycli, logscli, logsetup, manifest, service
 from .bus import Bus
 from .constants import command_subject
 from .errors import RoseyError
@@ -41,12 +41,12 @@ def _fail(error: RoseyError) -> click.ClickException:
     return click.ClickException(str(error))
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _logging(level: str, fmt: str = "text", secrets: Iterable[str] = ()) -> None:
+    # Text or JSON lines (runtime/logsetup.py), with the configured secrets masked.
+    try:
+        logsetup.setup(level, fmt, secrets)
+    except RoseyError as e:
+        raise _fail(e) from e
 
 
 @click.group()
@@ -64,10 +64,18 @@ def cli() -> None:
     default=True,
     help="Chat on standard input when there is no cytube section.",
 )
-def run(config_path: Path | None, rank: float, user: str, console: bool) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(logsetup.FORMATS),
+    default=None,
+    help="Log lines as text (default) or JSON objects (log_format in rosey.yaml).",
+)
+def run(
+    config_path: Path | None, rank: float, user: str, console: bool, log_format: str | None
+) -> None:
     """Start Rosey (embedded NATS when none is configured; console chat without cytube)."""
     settings = _settings(config_path)
-    _logging(settings.log_level)
+    _logging(settings.log_level, log_format or settings.log_format, logsetup.secrets_of(settings))
     try:
         code = asyncio.run(service.serve(settings, rank=rank, user=user, console_chat=console))
     except RoseyError as e:
@@ -172,11 +180,13 @@ def show_contract(markdown: bool) -> None:
 
 
 for command in (
+    dbcli.db,
     deploycli.deploy,
     deploycli.rollback,
     deploycli.remove,
     deploycli.dev,
     deploycli.list_functions,
+    logscli.logs,
 ):
     cli.add_command(command)
 

@@ -6,6 +6,7 @@ import asyncio
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
 from nats.aio.msg import Msg
@@ -84,10 +85,14 @@ class Console:
         }
         await self.bus.publish(CHAT, payload)
 
-    async def read(self, stream: TextIO | None = None) -> None:
-        """Feed lines until end of input."""
+    async def read(
+        self, stream: TextIO | None = None, settle: Callable[[], Awaitable[Any]] | None = None
+    ) -> None:
+        """Feed lines until end of input. Piped input waits for `settle` after each line, so
+        that a script's lines are answered in order (`!addquote x` before `!quote 1`)."""
         stream = stream or sys.stdin
-        if stream.isatty():
+        interactive = stream.isatty()
+        if interactive:
             print(HELP.format(user=self.user, rank=self.rank), file=sys.stderr)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str] = asyncio.Queue()
@@ -101,3 +106,5 @@ class Console:
         threading.Thread(target=pump, name="rosey-console", daemon=True).start()
         while line := await queue.get():
             await self.say(line)
+            if settle is not None and not interactive:
+                await settle()

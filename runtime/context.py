@@ -13,7 +13,8 @@ from .errors import StoreError
 from .manifest import Function
 from .registry import Route
 
-Kind = Literal["command", "event", "request"]
+# schedule: a manifest schedule fired; chat/expired: a line or the end of a ctx.listen window.
+Kind = Literal["command", "event", "request", "schedule", "chat", "expired"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,26 @@ class Context:
     async def request(self, subject: str, data: Any, timeout: float = 5.0) -> Any:
         return await self._request(subject, data, timeout)
 
+    # Conversational games (runtime/listen.py): read plain chat of this channel for a while.
+
+    async def listen(self, seconds: float) -> float:
+        """Send plain chat lines to the manifest's listen handler for `seconds` (re-arms an
+        open window); returns the seconds granted, 0 where there is nothing to listen to
+        (a deploy's examples)."""
+        from . import listen
+
+        hub = listen.for_publisher(self._publish)
+        if hub is None:
+            return 0.0
+        return await hub.listen(self.function.name, self.event.channel, seconds)
+
+    async def stop_listening(self) -> None:
+        from . import listen
+
+        hub = listen.for_publisher(self._publish)
+        if hub is not None:
+            await hub.stop(self.function.name)
+
 
 class SyncContext:
     """The same Context for sync handlers, which run in a worker thread: every call blocks."""
@@ -154,6 +175,13 @@ class SyncContext:
 
     def request(self, subject: str, data: Any, timeout: float = 5.0) -> Any:
         return self._wait(self._ctx.request(subject, data, timeout))
+
+    def listen(self, seconds: float) -> float:
+        result: float = self._wait(self._ctx.listen(seconds))
+        return result
+
+    def stop_listening(self) -> None:
+        self._wait(self._ctx.stop_listening())
 
 
 class _Blocking:

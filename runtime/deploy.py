@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
@@ -13,12 +14,13 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from . import contract
+from . import contract, legacy
 from .app import Runtime
 from .bundle import Bundle
 from .bus import Binding, Bus
 from .constants import DEPLOY, DEPLOY_APPLY, DEPLOY_QUEUE, STATUS, ErrorCode
 from .errors import ContractError, DeployError, RoseyError
+from .legacyhost import LegacyPlugins
 from .versions import Versions
 
 log = logging.getLogger("rosey.deploy")
@@ -82,7 +84,7 @@ class DeployService:
         action = payload["action"]
         if action == "remove":
             name = payload["name"]
-            report = await self.runtime.remove(name)
+            report = await LegacyPlugins.of(self.runtime).remove(name)
             self.runtime.hashes.pop(name, None)
             if self.versions:
                 await self.versions.remove(name)
@@ -114,7 +116,10 @@ class DeployService:
     async def _swap(self, bundle: Bundle) -> Any:
         function = bundle.function()
         folder = bundle.materialize(self.runtime.bundle_root)
-        report = await self.runtime.swap(function, folder)
+        if legacy.is_legacy(bundle):  # a legacy plugin package: its instance is swapped too
+            report = await LegacyPlugins.of(self.runtime).swap(function, folder)
+        else:
+            report = await self.runtime.swap(function, folder)
         self.runtime.hashes[bundle.name] = bundle.hash
         log.info(
             "%s %s → %s in %.1f ms (%d drained)",
@@ -136,7 +141,9 @@ class DeployService:
 
         sub = await self.bus.nc.subscribe(inbox, cb=collect)
         try:
-            await self.bus.publish(DEPLOY_APPLY, {**payload, "origin": self.id}, reply=inbox)
+            announce = {**payload, "origin": self.id}
+            announce["auth"] = self._sign(announce)
+            await self.bus.publish(DEPLOY_APPLY, announce, reply=inbox)
             # Peers answer after their own swap: wait while answers keep coming.
             seen = -1
             while len(acks) != seen:
@@ -148,15 +155,29 @@ class DeployService:
 
     # rosey.deploy.apply: another runtime deployed; converge on what it stored.
 
+    def _sign(self, payload: dict[str, Any]) -> str:
+        # Peers act on an announcement only when it is signed with the shared deploy token, so a
+        # NATS client without the token cannot make every runtime swap or drop a function.
+        body = json.dumps({k: v for k, v in payload.items() if k != "auth"}, sort_keys=True)
+        return hmac.new(self.token.encode(), body.encode(), hashlib.sha256).hexdigest()
+
     async def on_apply(self, msg: Msg) -> None:
-        payload = json.loads(msg.data)
+        try:
+            payload = contract.decode(msg.subject, msg.data)
+        except ContractError as e:
+            log.warning("ignored a malformed deploy announcement: %s", e)
+            return
         if payload.get("origin") == self.id:
             return
         ack: dict[str, Any] = {"runtime": self.id, "pid": os.getpid(), "ok": True}
+        if not hmac.compare_digest(str(payload.get("auth", "")), self._sign(payload)):
+            log.warning("refused a deploy announcement not signed with this runtime's deploy token")
+            await self.bus.respond(msg, {**ack, "ok": False, "error": "deploy token mismatch"})
+            return
         try:
             if payload["action"] == "remove":
                 if payload["name"] in self.runtime.registry:
-                    await self.runtime.remove(payload["name"])
+                    await LegacyPlugins.of(self.runtime).remove(payload["name"])
                 self.runtime.hashes.pop(payload["name"], None)
             elif self.runtime.hashes.get(payload["name"]) != payload["hash"]:
                 if self.versions is None:

@@ -172,7 +172,9 @@ async def _deploy(
     settings: Settings, paths: list[Path], plan_only: bool, yes: bool, force: bool, quiet: bool
 ) -> list[dict[str, Any]]:
     say = (lambda _: None) if quiet else (lambda text: click.echo(text, err=True))
-    bundles = bundle.collect(paths, settings.manifests_dir, settings.functions_dir)
+    bundles = bundle.collect(
+        paths, settings.manifests_dir, settings.functions_dir, settings.plugins.ranks
+    )
     for b in bundles:
         say(f"checking {b.name} {b.version} ...")
         bundle.precheck(b)

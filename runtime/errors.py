@@ -155,3 +155,11 @@ class LoginError(ConnectorError):
     def __init__(self, channel: str, account: str, reason: str, fatal: bool = True) -> None:
         self.account, self.reason = account, reason
         super().__init__(channel, f"login as {account!r} failed: {reason}", fatal)
+
+
+class HttpError(RoseyError):
+    """The operations HTTP endpoint (health, readiness, metrics) cannot listen where configured."""
+
+    def __init__(self, listen: str, detail: str) -> None:
+        self.listen, self.detail = listen, detail
+        super().__init__(f"http.listen {listen!r}: {detail}")

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from . import schemas
+from . import schedule, schemas
 from .constants import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
 from .errors import ManifestError
 
@@ -25,6 +25,29 @@ class Command:
     help: str = ""
     handler: str | None = None
     cooldown: float = 0.0
+    # Cooldown scope (`user`, `channel` or `global`) and the rank from which users are exempt
+    # (None: nobody is).
+    cooldown_per: str = "user"
+    cooldown_exempt: float | None = 2
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A `schedules` entry: fire `handler` every `every` seconds or on a `cron` time."""
+
+    name: str
+    handler: str | None = None
+    every: float | None = None
+    cron: str | None = None
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class ListenSpec:
+    """The `listen` declaration: the handler of plain chat lines while ctx.listen() is on."""
+
+    handler: str | None = None
+    max_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +79,8 @@ class Function:
     indexes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
     examples: tuple[Example, ...] = ()
+    schedules: tuple[ScheduleSpec, ...] = ()
+    listen: ListenSpec | None = None
     source: str = "<memory>"
 
     @property
@@ -71,6 +96,9 @@ class Function:
         """Every `module:function` this function's code must provide."""
         targets = {c.handler or self.handler for c in self.commands.values()}
         targets |= {s.handler or self.handler for s in self.subjects}
+        targets |= {s.handler or self.handler for s in self.schedules}
+        if self.listen:
+            targets.add(self.listen.handler or self.handler)
         if self.handler:
             targets.add(self.handler)
         return {t for t in targets if t}
@@ -138,10 +166,11 @@ def parse(data: Any, source: str = "<memory>") -> Function:
             usage=spec.get("usage", ""),
             help=spec.get("help", ""),
             handler=spec.get("handler"),
-            cooldown=float(spec.get("cooldown", 0)),
+            **_cooldown(spec.get("cooldown", 0)),
         )
         for name, spec in (data.get("commands") or {}).items()
     }
+    listen = data.get("listen")
     return Function(
         name=data["name"],
         version=data["version"],
@@ -159,8 +188,34 @@ def parse(data: Any, source: str = "<memory>") -> Function:
         examples=tuple(
             Example(e["input"], e["expect"], e.get("rank", 0)) for e in data.get("examples", ())
         ),
+        schedules=tuple(
+            ScheduleSpec(
+                name=s.get("name") or f"schedule{i}",
+                handler=s.get("handler"),
+                every=schedule.parse_every(s["every"]) if "every" in s else None,
+                cron=s.get("cron"),
+                timezone=s.get("timezone", "UTC"),
+            )
+            for i, s in enumerate(data.get("schedules", ()))
+        ),
+        listen=(
+            ListenSpec(listen.get("handler"), float(listen.get("max_seconds", 300)))
+            if listen is not None
+            else None
+        ),
         source=source,
     )
+
+
+def _cooldown(value: float | dict[str, Any]) -> dict[str, Any]:
+    """The number form is seconds per user; the object form says per what and who is exempt."""
+    if not isinstance(value, dict):
+        return {"cooldown": float(value)}
+    return {
+        "cooldown": float(value.get("seconds", 0)),
+        "cooldown_per": value.get("per", "user"),
+        "cooldown_exempt": value.get("exempt_rank", 2),
+    }
 
 
 def _semantic_problems(data: dict[str, Any]) -> list[str]:
@@ -189,6 +244,10 @@ def _semantic_problems(data: dict[str, Any]) -> list[str]:
             found.append(
                 f"subjects[{i}].handler: required, since the manifest has no top-level handler"
             )
+    found += _schedule_problems(data, top)
+    listen = data.get("listen")
+    if listen is not None and not (listen.get("handler") or top):
+        found.append("listen.handler: required, since the manifest has no top-level handler")
     if not commands and not subjects and not top:
         found.append("handler: a manifest needs a handler, commands or subjects")
     for collection in data.get("indexes") or {}:
@@ -202,6 +261,30 @@ def _semantic_problems(data: dict[str, Any]) -> list[str]:
             re.compile(example["expect"])
         except re.error as e:
             found.append(f"examples[{i}].expect: not a regular expression: {e}")
+    return found
+
+
+def _schedule_problems(data: dict[str, Any], top: str | None) -> list[str]:
+    found: list[str] = []
+    names: set[str] = set()
+    for i, spec in enumerate(data.get("schedules") or []):
+        where = f"schedules[{i}]"
+        name = spec.get("name") or f"schedule{i}"
+        if name in names:
+            found.append(f"{where}.name: {name!r} is already a schedule of this manifest")
+        names.add(name)
+        if not (spec.get("handler") or top):
+            found.append(f"{where}.handler: required, since the manifest has no top-level handler")
+        for key, check in (
+            ("every", schedule.parse_every),
+            ("cron", schedule.Cron.parse),
+            ("timezone", schedule.zone),
+        ):
+            if key in spec:
+                try:
+                    check(spec[key])
+                except ValueError as e:
+                    found.append(f"{where}.{key}: {e}")
     return found
 
 

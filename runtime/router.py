@@ -14,8 +14,9 @@ from . import contract
 from .activation import Activation, Observer, Outcome, new_id, notify
 from .bus import Binding, Bus
 from .constants import CHAT, PM, SEND_CHAT, SEND_PM, command_subject
+from .cooldowns import SharedCooldowns
 from .errors import ContractError, PermissionDenied, RoseyError
-from .permissions import Cooldowns, check_rank, denial_line
+from .permissions import check_rank, denial_line
 from .registry import Registry, Route
 
 log = logging.getLogger("rosey.router")
@@ -51,11 +52,12 @@ class Router:
         bus: Bus,
         registry: Callable[[], Registry],
         prefix: str = "!",
-        cooldowns: Cooldowns | None = None,
+        cooldowns: SharedCooldowns | None = None,
         observers: list[Observer] | None = None,
     ) -> None:
         self.bus, self.registry, self.prefix = bus, registry, prefix
-        self.cooldowns = cooldowns or Cooldowns()
+        # In Redis when the runtime has it, so a cooldown holds whichever runtime routes the line.
+        self.cooldowns = cooldowns or SharedCooldowns()
         self.observers = observers if observers is not None else []
         # A queue group, so that several runtimes route each chat line once.
         self.bindings = [
@@ -99,7 +101,7 @@ class Router:
             self._record(correlation, route, payload, "denied", str(e))
             await self._answer(payload, source, denial_line(user, e))
             return
-        wait = self.cooldowns.remaining(user, command)
+        wait = await self.cooldowns.remaining(command, user, payload.get("channel"), rank)
         if wait > 0:
             self._record(correlation, route, payload, "cooldown", f"{wait:.1f}s left")
             await self._answer(

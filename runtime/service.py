@@ -11,16 +11,24 @@ import secrets
 import signal
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
 from .app import Runtime, pid_alive
 from .bus import Bus
 from .console import Console
+from .cytube import Connector
+from .database import DatabaseClient, DatabaseService
 from .deploy import DeployService
 from .errors import ConfigError, RoseyError
+from .legacyhost import LegacyPlugins
+from .logsetup import Redactor
+from .manifest import Function
+from .operations import Operations, start_operations
 from .servers import EmbeddedNats, EmbeddedRedis
 from .settings import Settings
+from .store import Store
 from .versions import Versions
 
 log = logging.getLogger("rosey.service")
@@ -73,17 +81,26 @@ def find(settings: Settings) -> Instance | None:
 
 
 def nats_url(settings: Settings) -> str:
-    """The NATS URL other commands use: configured, or that of the running instance."""
+    """nats.url when set (rosey.yaml or ROSEY_NATS_URL), else that of the running `rosey run`."""
     if settings.nats.url:
         return settings.nats.url
-    instance = find(settings)
-    if instance is None:
+    path = state_path(settings)
+    try:
+        data = json.loads(path.read_text())
+        url, pid = str(data["nats_url"]), int(data["pid"])
+    except FileNotFoundError as e:
         raise ConfigError(
-            "nats.url",
+            str(path), "", "no running Rosey found; start one with `rosey run`"
+        ) from e
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(str(path), "", f"unreadable ({e}); is `rosey run` running?") from e
+    if not pid_alive(pid):
+        raise ConfigError(
+            str(path),
             "",
-            f"not set, and no running `rosey run` recorded in {state_path(settings)}",
+            f"the Rosey that wrote it (pid {pid}) is gone; start one with `rosey run`",
         )
-    return instance.nats_url
+    return url
 
 
 async def serve(
@@ -99,25 +116,43 @@ async def serve(
     url, redis_url = settings.nats.url, settings.redis.url
     if not url:
         nats_server = EmbeddedNats(settings.data_dir / "nats")
-        url = await asyncio.to_thread(nats_server.start)
+        url = nats_server.start()  # on this thread: the kill-with-parent signal follows it
     bus: Bus | None = None
     runtime: Runtime | None = None
     console: Console | None = None
+    connector: Connector | None = None
     versions: Versions | None = None
     deploy: DeployService | None = None
+    store: Store | None = None
+    database: DatabaseService | None = None
+    plugins: LegacyPlugins | None = None
+    operations: Operations | None = None
     try:
         if not redis_url:
             redis_server = EmbeddedRedis(settings.data_dir / "redis")
-            redis_url = await asyncio.to_thread(redis_server.start)
+            redis_url = redis_server.start()
         bus = await Bus.connect(
             url,
             name="rosey-runtime",
             timeout=settings.nats.connect_timeout,
             auth=None if nats_server else settings.nats,
         )
-        print(f"rosey: NATS {url}{' (embedded)' if nats_server else ''}", file=sys.stderr)
-        print(f"rosey: Redis {redis_url}{' (embedded)' if redis_server else ''}", file=sys.stderr)
-        runtime = Runtime(settings, bus)
+        redact = Redactor()  # a password inside a configured URL is not printed
+        print(redact(f"rosey: NATS {url}{' (embedded)' if nats_server else ''}"), file=sys.stderr)
+        print(
+            redact(f"rosey: Redis {redis_url}{' (embedded)' if redis_server else ''}"),
+            file=sys.stderr,
+        )
+        store = await Store.connect(redis_url, settings.redis.prefix)
+        database = DatabaseService(bus, store)
+        await database.start()
+        runtime = Runtime(
+            settings,
+            bus,
+            db=lambda f: DatabaseClient(bus, f.name, f.collections),
+            redis=store.redis,
+        )
+        runtime.preparers.append(partial(declare_indexes, store))
         versions = Versions.connect(redis_url, keep=settings.deploy.keep_versions)
         token = settings.deploy.token or secrets.token_urlsafe(24)
         deploy = DeployService(runtime, bus, token, versions, settings.deploy.ack_window)
@@ -127,28 +162,44 @@ async def serve(
             log.error("cannot read deployed functions, serving those on disk: %s", e)
             deployed, removed = [], set()
         await runtime.start(deployed, removed)
+        plugins = LegacyPlugins(runtime)  # legacy plugin packages listed in plugins.enabled
+        await plugins.start(deployed, removed)
         await deploy.start()
+        operations = await start_operations(settings, runtime, bus, redis_url)
+        served = database.bindings
+        operations.probes.database_operations = lambda: {
+            b.subject.removeprefix("database."): b.received for b in served
+        }
         record(settings, Instance(url, redis_url, os.getpid(), token))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
-        if settings.cytube is None and console_chat:
+        if settings.cytube is not None:
+            connector = Connector(settings.cytube, bus, redis_url)
+            await connector.start()  # LoginError/ConnectorError: `rosey run` exits 1
+            operations.probes.send_queue_depth = lambda: connector.queue.busy if connector else 0
+            waiters.append(asyncio.ensure_future(connector.wait()))  # raises if it gives up later
+        elif console_chat:
             console = Console(bus, user=user, rank=rank, channel=settings.channel)
             await console.start()
-            waiters.append(asyncio.ensure_future(console.read(stdin)))
+            settle = partial(runtime.quiesce, extra=lambda: busy(console, plugins))
+            waiters.append(asyncio.ensure_future(console.read(stdin, settle)))
         done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
         for task in done:
             task.result()
-        reason = "signal" if stop.is_set() else "end of input"
+        reason = "signal" if stop.is_set() else ("end of input" if console else "connector ended")
         if console is not None and not stop.is_set():
             # Let the answers to the last lines arrive before shutting down.
-            await runtime.quiesce(extra=lambda: console.busy if console else 0)
+            await runtime.quiesce(extra=lambda: busy(console, plugins))
         await deploy.stop()
         await runtime.stop(reason)
+        await plugins.stop()  # after the runtime: nothing is routed to a stopped plugin
+        if connector is not None:
+            await connector.stop()
         return 0
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -156,12 +207,22 @@ async def serve(
                 asyncio.get_running_loop().remove_signal_handler(sig)
         if console is not None:
             await console.stop()
+        if connector is not None:
+            await connector.stop()
         if deploy is not None:
             await deploy.stop()
+        if operations is not None:
+            await operations.stop()
         if runtime is not None and runtime.started_at:
             await runtime.stop("error")
+        if plugins is not None:
+            await plugins.stop()
+        if database is not None:
+            await database.stop(settings.drain_timeout)
         if bus is not None:
             await bus.close()
+        if store is not None:
+            await store.close()
         if versions is not None:
             await versions.close()
         forget(settings)
@@ -171,6 +232,15 @@ async def serve(
             redis_server.stop()
 
 
+def busy(console: Console | None, plugins: LegacyPlugins | None) -> int:
+    return (console.busy if console else 0) + (plugins.busy if plugins else 0)
+
+
+async def declare_indexes(store: Store, function: Function) -> None:
+    for collection, fields in function.indexes.items():
+        await store.declare_indexes(collection, list(fields))
+
+
 async def invoke_once(
     settings: Settings, function: str, payload: dict[str, Any], timeout: float
 ) -> Any:
@@ -178,7 +248,7 @@ async def invoke_once(
     from .constants import command_subject
 
     server = EmbeddedNats()
-    url = await asyncio.to_thread(server.start)
+    url = server.start()
     bus = await Bus.connect(url, name="rosey-invoke")
     runtime = Runtime(settings, bus, route=False)
     try:

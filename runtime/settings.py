@@ -69,17 +69,47 @@ class DeploySettings:
 
 
 @dataclass
+class HttpSettings:
+    # host:port of /healthz, /readyz and /metrics. Loopback by default: metrics name functions and
+    # users' traffic, so exposing them is a deliberate choice. "off" turns the endpoint off; port 0
+    # picks a free port.
+    listen: str = "127.0.0.1:8080"
+
+
+@dataclass
+class ActivationSettings:
+    stream: str = "rosey:activations"  # the Redis stream key
+    max_records: int = 10_000  # the stream is capped near this length (XADD MAXLEN ~)
+    retention: float = 7 * 86400.0  # seconds; older records are trimmed
+    buffer: int = 10_000  # records waiting to be written; past it the oldest are dropped
+
+
+@dataclass
+class PluginsSettings:
+    """Legacy plugin packages (docs/legacy-plugins.md), looked up as folders in `dir`."""
+
+    enabled: list[str] = field(default_factory=list)  # loaded and started in the runtime
+    standalone: list[str] = field(default_factory=list)  # run as their own process: routed only
+    dir: Path = Path("plugins")
+    ranks: dict[str, float] = field(default_factory=dict)  # command → CyTube rank it needs
+
+
+@dataclass
 class Settings:
     nats: NatsSettings = field(default_factory=NatsSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     cytube: CytubeSettings | None = None  # None: console chat on standard input
     deploy: DeploySettings = field(default_factory=DeploySettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    activations: ActivationSettings = field(default_factory=ActivationSettings)
+    plugins: PluginsSettings = field(default_factory=PluginsSettings)
     data_dir: Path = Path(".rosey")
     functions_dir: Path = Path("functions")
     manifests_dir: Path = Path("manifests")
     command_prefix: str = DEFAULT_PREFIX
     channel: str = "console"
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json", one object per line for log collectors
     heartbeat_interval: float = HEARTBEAT_INTERVAL
     sync_workers: int = 32  # threads for sync handlers, shared by all functions
     drain_timeout: float = 10.0
@@ -90,6 +120,8 @@ class Settings:
             path: Path = getattr(self, name)
             if not path.is_absolute():
                 setattr(self, name, base / path)
+        if not self.plugins.dir.is_absolute():
+            self.plugins.dir = base / self.plugins.dir
         return self
 
 
@@ -169,6 +201,8 @@ def _convert(hint: Any, value: Any, source: str, key: str) -> Any:
         hint = next(a for a in args if a is not type(None))
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, source, key)  # type: ignore[arg-type]
+    if get_origin(hint) in (list, dict):
+        return _convert_collection(hint, value, source, key)
     try:
         if hint is bool:
             if isinstance(value, bool):
@@ -193,6 +227,25 @@ def _convert(hint: Any, value: Any, source: str, key: str) -> Any:
     except (TypeError, ValueError) as e:
         raise ConfigError(source, key, f"expected {_type_name(hint)}, got {value!r}") from e
     return value
+
+
+def _convert_collection(hint: Any, value: Any, source: str, key: str) -> Any:
+    # From the environment a list is "a,b" and a mapping "a=1,b=2".
+    item = get_args(hint)[-1]
+    if get_origin(hint) is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(source, key, f"expected a list, got {value!r}")
+        return [_convert(item, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str):
+        pairs = [p.partition("=") for p in value.split(",") if p.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise ConfigError(source, key, f"expected name=value pairs, got {value!r}")
+        value = {k.strip(): v.strip() for k, _, v in pairs}
+    if not isinstance(value, dict):
+        raise ConfigError(source, key, f"expected a mapping, got {value!r}")
+    return {str(k): _convert(item, v, source, f"{key}.{k}") for k, v in value.items()}
 
 
 def _type_name(hint: Any) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from rosey.testing import mock_event_bus  # noqa: F401 - the plugin guide's tests import it from here
 from runtime.app import Runtime
 from runtime.bus import Bus
 from runtime.servers import EmbeddedNats, EmbeddedRedis
@@ -19,9 +20,10 @@ from runtime.settings import Settings
 from tests.clitools import ROOT
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
-    """One nats-server for the session (never the machine's own 4222)."""
+    """A nats-server of the test's own (never the machine's 4222): a subscription left behind by
+    another test cannot take its messages. Starting one takes about 20 ms."""
     server = EmbeddedNats(tmp_path_factory.mktemp("nats"))
     server.start()
     yield server
@@ -34,12 +36,9 @@ def nats_url(nats_server: EmbeddedNats) -> str:
 
 
 @pytest.fixture
-def fresh_nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    """A nats-server of the test's own, for tests that stop or restart it."""
-    server = EmbeddedNats(tmp_path / "nats")
-    server.start()
-    yield server
-    server.stop()
+def fresh_nats(nats_server: EmbeddedNats) -> EmbeddedNats:
+    """The test's nats-server, by the name tests that stop or restart it use."""
+    return nats_server
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 import json
+import re
 import signal
 import time
 from pathlib import Path
@@ -14,7 +15,8 @@ def test_console_run_answers_piped_lines(project: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert any(line.startswith("rosey: console rolled 2d6: [") for line in lines), result.stdout
-    assert "rosey: Commands: !flip !help !roll. Try !help <command>." in lines
+    [commands] = [line for line in lines if line.startswith("rosey: Commands: ")]
+    assert {"!flip", "!help", "!roll"} <= set(re.findall(r"![\w-]+", commands.split(" Try ")[0]))
     assert "nats://127.0.0.1:" in result.stderr
     assert not (project / ".rosey" / "runtime.json").exists()
 
@@ -105,7 +107,9 @@ def test_validate_ls_and_contract() -> None:
     config = ["--config", str(ROOT / "rosey.yaml")]
     result = runner.invoke(cli, ["validate", *config, "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {"valid": True, "functions": ["dice", "help"]}
+    answer = json.loads(result.output)
+    assert answer["valid"] is True
+    assert {"dice", "help"} <= set(answer["functions"])
     assert runner.invoke(cli, ["contract", "--markdown"]).output.startswith(
         "# Rosey's NATS contract"
     )

@@ -288,3 +288,55 @@ async def test_status(cluster: Start, bus: Bus) -> None:
     assert status["runtime"] == service.id
     [echo] = status["functions"]
     assert (echo["name"], echo["version"], echo["commands"]) == ("echo", "1.0.0", {"echo": 0})
+
+
+async def test_unsigned_announcements_are_refused(cluster: Start, bus: Bus) -> None:
+    runtime, _ = await cluster()
+    forged = {"action": "remove", "name": "echo", "origin": "intruder", "auth": "0" * 64}
+    [ack] = await _gather(bus, forged)
+    assert ack["ok"] is False
+    assert ack["error"] == "deploy token mismatch"
+    assert "echo" in runtime.registry
+
+
+async def test_runtimes_with_another_token_do_not_follow(
+    cluster: Start, bus: Bus, tmp_path: Path, nats_url: str, redis_url: str
+) -> None:
+    first, _ = await cluster()
+    other_bus = await Bus.connect(nats_url)
+    other = Runtime(
+        write_project(
+            tmp_path / "other", {"echo": echo_manifest("1.0.0")}, {"echo.py": echo_code("1.0.0")}
+        ),
+        other_bus,
+    )
+    await other.start()
+    service = DeployService(other, other_bus, "another-token", None, ack_window=0.1)
+    await service.start()
+    await service.bindings[0].stop()  # so the deploy itself goes to the first runtime
+    try:
+        reply = await deploy(bus, echo_bundle("2.0.0"))
+        assert reply["success"], reply
+        assert [p["ok"] for p in reply["data"]["peers"]] == [False]
+        assert first.registry.get("echo").version == "2.0.0"  # type: ignore[union-attr]
+        assert other.registry.get("echo").version == "1.0.0"  # type: ignore[union-attr]
+    finally:
+        await service.stop()
+        await other.stop()
+        await other_bus.close()
+
+
+async def _gather(bus: Bus, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    inbox = bus.nc.new_inbox()
+    got: list[dict[str, Any]] = []
+
+    async def collect(msg: Any) -> None:
+        got.append(json.loads(msg.data))
+
+    await bus.nc.subscribe(inbox, cb=collect)
+    await bus.nc.publish("rosey.deploy.apply", json.dumps(payload).encode(), reply=inbox)
+    await bus.flush()
+    async with asyncio.timeout(5):
+        while not got:
+            await asyncio.sleep(0.01)
+    return got

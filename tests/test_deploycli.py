@@ -50,7 +50,7 @@ def test_deploy_walkthrough(project: Path) -> None:
 
         listed = json.loads(rosey(project, "ls", "--json").stdout)
         versions = {f["name"]: f["version"] for f in listed[0]["functions"]}
-        assert versions == {"dice": "1.0.0", "help": "1.0.0", "hello": "1.1.0"}
+        assert {"dice": "1.0.0", "help": "1.0.0", "hello": "1.1.0"}.items() <= versions.items()
 
         back = rosey(project, "rollback", "hello")
         assert back.returncode == 0, back.stderr

@@ -55,3 +55,52 @@ def test_total_within_bounds(count: int, sides: int, k: int) -> None:
 
 def test_flip() -> None:
     assert dice.flip(event(), CTX) in ("amy flipped a coin: heads", "amy flipped a coin: tails")
+
+
+@pytest.mark.parametrize(
+    ("expression", "dice_shown", "dropped"),
+    [
+        ("4d6kh3", 4, 1),
+        ("4d6dl1", 4, 1),
+        ("4d6kl1", 4, 3),
+        ("4d6dh2", 4, 2),
+        ("adv", 2, 1),
+        ("dis", 2, 1),
+    ],
+)
+def test_keep_drop_and_advantage(expression: str, dice_shown: int, dropped: int) -> None:
+    total, shown = dice.roll_expression(expression, random.Random(3))
+    faces = shown.strip("[]").split(", ")
+    assert len(faces) == dice_shown
+    assert sum(f.startswith("(") for f in faces) == dropped
+    assert total == sum(int(f) for f in faces if not f.startswith("("))
+
+
+def test_keep_highest_keeps_the_highest() -> None:
+    for seed in range(20):
+        total, shown = dice.roll_expression("4d6kh3", random.Random(seed))
+        faces = sorted(int(f.strip("()")) for f in shown.strip("[]").split(", "))
+        assert total == sum(faces[1:])
+
+
+def test_several_groups_show_each_die() -> None:
+    reply = dice.roll(event("1d20+1d4+2"), CTX)
+    assert (
+        reply.startswith("amy rolled 1d20+1d4+2: [")
+        and "] +[" in reply
+        and reply.split(" = ")[0].endswith("+2")
+    )
+
+
+@pytest.mark.parametrize(
+    ("expression", "line"),
+    [
+        ("999999d999999", "amy: at most 10 dice of at most 100 sides"),
+        ("9" * 40 + "d6", "amy: at most 10 dice of at most 100 sides"),
+        ("4d6kh5", "amy: cannot keep 5 of 4 dice"),
+        ("4d6d4", "amy: cannot drop 4 of 4 dice"),
+        ("x" * 300, "amy: that is too long; at most 200 characters"),
+    ],
+)
+def test_limits_have_a_clear_message(expression: str, line: str) -> None:
+    assert dice.roll(event(expression), CTX) == line

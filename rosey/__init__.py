@@ -1,0 +1,1 @@
+"""Rosey's kit for function and plugin authors; `rosey.testing` is its pytest plugin."""

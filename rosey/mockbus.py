@@ -1,0 +1,79 @@
+"""`mock_event_bus`: the guide's test double, made of Rosey's real EventBus on an in-process NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, cast
+
+from nats.aio.client import Client
+
+from runtime import contract
+from runtime.bus import Bus
+from runtime.compat_event_bus import EventBus, Priority, handling
+
+from .localnats import LocalNats
+from .testdb import LazyStore, SessionRedis, TestDatabase
+
+SETTLE_TIMEOUT = 10.0
+
+
+class MockEventBus(EventBus):
+    """An EventBus for plugin tests, compatible with the plugin guide's mock.
+
+    - `published_events` lists `{"subject", "data"}` of what was published, except the events
+      the test itself fed to a subscriber (such as a command it published to the plugin);
+      `all_events` lists everything, `requests` every request.
+    - Published events are delivered to subscribers, and `await publish(...)` returns once every
+      handler it set off (and everything those published in turn) has finished.
+    - `database.*` requests are answered by Rosey's DatabaseService, with the real service's
+      semantics, from a redis-server of the test session; `db` reads and writes it directly.
+    """
+
+    __test__ = False
+
+    def __init__(self, redis: SessionRedis) -> None:
+        self.local = LocalNats()
+        super().__init__(cast(Client, self.local))
+        self.database = TestDatabase(redis, Bus(cast(Client, self.local)))
+        self.db = LazyStore(self.database)
+        self.published_events: list[dict[str, Any]] = []
+        self.all_events: list[dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []
+
+    async def publish(
+        self, subject: str, data: Any = None, priority: Priority = Priority.NORMAL
+    ) -> None:
+        payload = {} if data is None else data
+        contract.check(subject, payload)
+        inside = handling.get()
+        event = {"subject": subject, "data": payload}
+        self.all_events.append(event)
+        if inside or not self.local.takers(subject):
+            self.published_events.append(event)
+        await super().publish(subject, payload, priority)
+        if not inside:
+            await self.settle()
+
+    async def request(self, subject: str, data: Any = None, timeout: float = 5.0) -> Any:
+        if subject.startswith("database."):
+            await self.database.start()
+        self.requests.append({"subject": subject, "data": {} if data is None else data})
+        return await super().request(subject, data, timeout)
+
+    async def settle(self, timeout: float = SETTLE_TIMEOUT) -> None:
+        """Wait until no handler is running; raises TimeoutError naming the busy subjects."""
+        deadline = time.monotonic() + timeout
+        spins = 0
+        while self.busy + self.database.busy:
+            if time.monotonic() > deadline:
+                busy = [s.subject for s in self._subscriptions if s.binding.busy]
+                raise TimeoutError(f"handlers still running after {timeout:g}s on: {busy}")
+            spins += 1
+            # Yield at once while handlers are quick; poll gently when one sleeps or waits.
+            await asyncio.sleep(0 if spins < 100 else 0.002)
+
+    async def aclose(self) -> None:
+        await self.close()
+        await self.database.close()
+        await self.local.close()

@@ -1,0 +1,182 @@
+"""Activation records in a real Redis: the buffered writer, the cap, retention, the query."""
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from runtime import activations
+from runtime.activation import Activation
+from runtime.activations import ActivationLog
+from runtime.bus import Bus
+from runtime.errors import StoreError
+from runtime.servers import free_port
+from runtime.settings import ActivationSettings
+from tests.conftest import MakeRuntime
+from tests.opskit import operations, say, until
+
+
+def act(
+    n: int = 0,
+    user: str = "alice",
+    function: str = "calc",
+    outcome: str = "ok",
+    kind: str = "command",
+    **extra: object,
+) -> Activation:
+    return Activation(
+        id=f"id{n}",
+        function=function,
+        version="1.0.0",
+        kind=kind,
+        command="ok" if kind == "command" else None,
+        user=user,
+        channel="test",
+        outcome=outcome,  # type: ignore[arg-type]
+        duration=0.002,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def stream() -> str:
+    return f"test:activations:{uuid.uuid4().hex}"
+
+
+async def test_records_are_written_in_the_background(redis: Redis, stream: str) -> None:
+    log = ActivationLog(redis, ActivationSettings(stream=stream))
+    await log.start()
+    try:
+        log(act(1, error="", reason=""))
+        log(act(2, outcome="denied", reason="!ok needs rank 2 (you have 0)"))
+        assert len(log.buffer) == 2  # the observer only queues: nothing waited for Redis
+
+        async def written() -> bool:
+            return await redis.xlen(stream) == 2
+
+        await until(written)
+        records = await log.query()
+        assert [r["id"] for r in records] == ["id2", "id1"]  # newest first
+        assert records[0]["reason"] == "!ok needs rank 2 (you have 0)"
+        first = records[1]
+        assert first["function"] == "calc" and first["version"] == "1.0.0"
+        assert (first["user"], first["command"], first["outcome"]) == ("alice", "ok", "ok")
+        assert first["duration"] == pytest.approx(0.002)
+        assert first["time"] == pytest.approx(time.time(), abs=60)
+    finally:
+        await log.stop()
+
+
+async def test_query_filters(redis: Redis, stream: str) -> None:
+    log = ActivationLog(redis, ActivationSettings(stream=stream))
+    log(act(1, user="Alice"))
+    log(act(2, user="bob"))
+    log(act(3, user="alice", function="why"))
+    log(act(4, user="alice", kind="event"))
+    log(act(5, user="alice", function="dice"))
+    assert await log.flush() == 5
+    ids = [r["id"] for r in await log.query(user="ALICE", kind="command", exclude=["why"])]
+    assert ids == ["id5", "id1"]
+    assert [r["id"] for r in await log.query(function="calc", limit=2)] == ["id4", "id2"]
+    assert [r["id"] for r in await log.query(user="nobody")] == []
+
+
+async def test_query_reads_past_one_page(redis: Redis, stream: str) -> None:
+    log = ActivationLog(redis, ActivationSettings(stream=stream, max_records=5000))
+    log(act(0, user="early"))
+    for n in range(activations.PAGE + 10):
+        log(act(n + 1, user="busy"))
+    await log.flush()
+    assert [r["id"] for r in await log.query(user="early")] == ["id0"]
+
+
+async def test_the_stream_is_capped(redis: Redis, stream: str) -> None:
+    log = ActivationLog(redis, ActivationSettings(stream=stream, max_records=100))
+    for n in range(1000):
+        log(act(n))
+    await log.flush()
+    # MAXLEN ~ trims whole radix-tree nodes (100 entries by default), so "near" the cap.
+    assert 100 <= await redis.xlen(stream) < 300
+    assert (await log.query(limit=1))[0]["id"] == "id999"
+
+
+async def test_old_records_are_trimmed(redis: Redis, stream: str) -> None:
+    old = int((time.time() - 3 * 86400) * 1000)
+    for n in range(150):
+        await redis.xadd(stream, {"id": f"old{n}"}, id=f"{old}-{n}")
+    log = ActivationLog(redis, ActivationSettings(stream=stream, retention=86400))
+    log(act(1))
+    await log.flush()
+    remaining = [fields["id"] for _, fields in await redis.xrange(stream)]
+    # XTRIM MINID ~ keeps a partly old node; the node of 100 wholly old entries goes.
+    assert remaining[-1] == "id1"
+    assert len(remaining) <= 51
+
+
+async def test_unreachable_redis_never_blocks_or_raises(stream: str) -> None:
+    dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", decode_responses=True)
+    log = ActivationLog(dead, ActivationSettings(stream=stream, buffer=3))
+    try:
+        for n in range(5):
+            log(act(n))  # returns at once, Redis or not
+        assert [a.id for a in log.buffer] == ["id2", "id3", "id4"]
+        assert log.dropped == 2
+        with pytest.raises(StoreError, match="write activation records"):
+            await log.flush()
+        assert [a.id for a in log.buffer] == ["id2", "id3", "id4"]  # kept, in order
+        reply = await log.answer(b'{"user": "alice"}')
+        assert reply["success"] is False and reply["error_code"] == "DATABASE_ERROR"
+    finally:
+        await dead.aclose()
+
+
+@pytest.mark.parametrize(
+    ("request_body", "problem"),
+    [
+        (b"[1]", "expected a JSON object"),
+        (b'{"user": 5}', "user: expected a string"),
+        (b'{"limit": 0}', "limit: expected a whole number from 1 to 100"),
+        (b'{"exclude": "why"}', "exclude: expected a list of function names"),
+        (b"{nope", "rosey.activations.query: "),
+    ],
+)
+async def test_bad_queries_are_refused(
+    redis: Redis, stream: str, request_body: bytes, problem: str
+) -> None:
+    log = ActivationLog(redis, ActivationSettings(stream=stream))
+    reply = await log.answer(request_body)
+    assert reply["success"] is False and reply["error_code"] == "INVALID_INPUT"
+    assert problem in reply["error"]
+
+
+async def test_query_over_nats(make_runtime: MakeRuntime, redis_url: str, bus: Bus) -> None:
+    async with operations(make_runtime, redis_url) as operate:
+        _, ops = await operate()
+        await say(bus, "!ok", user="carol")
+        await say(bus, "!secret", user="carol")
+
+        async def two() -> bool:
+            reply = await bus.request(activations.QUERY, {"user": "carol"})
+            return len(reply["data"]["records"]) == 2
+
+        await until(two)
+        reply = await bus.request(activations.QUERY, {"user": "Carol", "function": "calc"})
+        found = {(r["command"], r["outcome"], r["reason"]) for r in reply["data"]["records"]}
+        assert found == {
+            ("ok", "ok", ""),
+            ("secret", "denied", "!secret needs rank 2 (you have 0)"),
+        }
+        reply = await bus.request(activations.QUERY, {"user": "carol", "limit": 1})
+        assert len(reply["data"]["records"]) == 1
+        reply = await bus.request(activations.QUERY, {"limit": 1000})
+        assert reply["success"] is False and "limit" in reply["error"]
+        assert ops.activations is not None and ops.activations.written == 2
