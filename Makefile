@@ -10,7 +10,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
+# build_hooks.py and coreimport.py end up in an installed .pth, so a change to them reinstalls.
+$(VENV)/.installed: $(BIN)/python pyproject.toml build_hooks.py runtime/coreimport.py
 	$(BIN)/python -m pip install --quiet -e .
 	@touch $@
 
@@ -23,7 +24,7 @@ run: $(VENV)/.installed
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check runtime functions tests
+	$(BIN)/ruff format --check runtime rosey functions tests bench
 	$(BIN)/mypy
 
 test: lint

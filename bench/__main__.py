@@ -10,10 +10,15 @@ from pathlib import Path
 
 from runtime.servers import EmbeddedNats, EmbeddedRedis
 
-from . import Env, Row, Suite, database, deploy, table
+from . import Env, Row, Suite, database, deploy, dispatch, startup, table
 
 # Add a suite here: a module with an async run(env) -> Report.
-SUITES: list[Suite] = [Suite("database", database.run), Suite("deploy", deploy.run)]
+SUITES: list[Suite] = [
+    Suite("dispatch", dispatch.run),
+    Suite("database", database.run),
+    Suite("deploy", deploy.run),
+    Suite("startup", startup.run),
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,11 @@ def rosey(
 
 
 def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("ROSEY_")}
+    """The environment without the developer's ROSEY_* settings, and with the HTTP endpoint off
+    (it would take the machine's port 8080)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROSEY_")}
+    env["ROSEY_HTTP_LISTEN"] = "off"
+    return env
 
 
 def start_server(project: Path, *args: str) -> subprocess.Popen[str]:
