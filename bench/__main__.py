@@ -10,7 +10,7 @@ from pathlib import Path
 
 from runtime.servers import EmbeddedNats, EmbeddedRedis
 
-from . import Env, Row, Suite, database, deploy, dispatch, startup, table
+from . import Env, Row, Suite, database, deploy, dispatch, startup, table, targets
 
 # Add a suite here: a module with an async run(env) -> Report.
 SUITES: list[Suite] = [
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             nats.stop()
             redis.stop()
-    print(table(rows, notes))
+    print(table(rows, [*notes, *targets.verdicts(rows)]))
     return 0
 
 
