@@ -10,7 +10,7 @@ from pathlib import Path
 
 from runtime.servers import EmbeddedNats, EmbeddedRedis
 
-from . import Env, Row, Suite, database, deploy, dispatch, startup, table, targets
+from . import Env, Row, Suite, database, deploy, dispatch, scale, startup, table, targets
 
 # Add a suite here: a module with an async run(env) -> Report.
 SUITES: list[Suite] = [
@@ -18,6 +18,7 @@ SUITES: list[Suite] = [
     Suite("database", database.run),
     Suite("deploy", deploy.run),
     Suite("startup", startup.run),
+    Suite("scale", scale.run),
 ]
 
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 log = logging.getLogger("rosey.activation")
 
-Outcome = Literal["ok", "error", "timeout", "busy", "denied", "cooldown", "invalid"]
+Outcome = Literal["ok", "error", "timeout", "busy", "denied", "cooldown", "invalid", "paused"]
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ from .bundle import Bundle
 from .bus import Bus
 from .constants import PLATFORM_HEARTBEAT, PLATFORM_SHUTDOWN, PLATFORM_STARTUP
 from .cooldowns import SharedCooldowns
-from .errors import DeployError, LoadError, RegistryError, RoseyError
+from .errors import ConfigError, DeployError, LoadError, RegistryError, RoseyError
 from .invoker import Invoker
+from .isolation import Isolated
 from .listen import Listening
 from .loader import Code
 from .manifest import Function
@@ -128,9 +129,18 @@ class Runtime:
     def catalog(self) -> list[Route]:
         return self.registry.commands()
 
-    def _invoker(self, code: Code) -> Invoker:
+    def _invoker(self, code: Code | Isolated) -> Invoker:
         db = self.db(code.function) if self.db else None
         return Invoker(code, self.bus, self.executor, self.catalog, db, self.observers)
+
+    def _load(self, function: Function, folder: Path) -> Code | Isolated:
+        """In this process, or (isolation: process) in a worker process started with the Invoker."""
+        isolation = function.isolation or self.settings.isolation.default
+        if isolation not in ("none", "process"):
+            raise ConfigError("settings", "isolation.default", "expected none or process")
+        if isolation == "process":
+            return Isolated(function, folder, self.settings.isolation, self.settings.log_level)
+        return loader.load(function, folder)
 
     async def swap(self, function: Function, folder: Path) -> SwapReport:
         """Serve a new version of `function` (or a new function) without dropping a command.
@@ -154,7 +164,8 @@ class Runtime:
             new: Invoker | None = None
             if not function.external:
                 try:
-                    new = self._invoker(loader.load(function, folder))
+                    new = self._invoker(self._load(function, folder))
+                    await new.code.start()  # examples run in a worker too
                 except LoadError as e:
                     # Paths as the author knows them, not the bundle cache's.
                     reason = f"cannot load {e.target}: {e.reason}".replace(
@@ -238,7 +249,7 @@ class Runtime:
             for prepare in self.preparers:
                 await prepare(f)
         invokers = {
-            f.name: self._invoker(loader.load(f, folder))
+            f.name: self._invoker(self._load(f, folder))
             for f, folder in chosen.values()
             if not f.external
         }

@@ -145,24 +145,33 @@ def _uses(manifest_path: Path, target: Path, functions_dir: Path) -> bool:
 def precheck(bundle: Bundle, timeout: float = 30.0) -> None:
     """Import the bundle in a throwaway process; raises with file and line on any problem."""
     bundle.function()  # schema errors need no process
+    check_elsewhere(bundle.name, ["runtime.bundle"], bundle.to_json(), timeout)
+
+
+def check_elsewhere(
+    name: str, module_args: list[str], stdin: str | None = None, timeout: float = 30.0
+) -> dict[str, Any]:
+    """Run `python -m <module_args>`, which prints one JSON line `{ok, error?, ...}` last; a crash,
+    a hang or `ok: false` becomes a DeployError, so broken code never runs in the runtime."""
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "runtime.bundle"],
-            input=bundle.to_json(),
+            [sys.executable, "-m", *module_args],
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired as e:
-        raise DeployError(bundle.name, f"importing the code took over {timeout:g}s") from e
+        raise DeployError(name, f"importing the code took over {timeout:g}s") from e
     try:
-        answer = json.loads(done.stdout.strip().splitlines()[-1])
+        answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError) as e:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise DeployError(bundle.name, "import check crashed: " + " | ".join(tail)) from e
+        raise DeployError(name, "import check crashed: " + " | ".join(tail)) from e
     if not answer["ok"]:
-        raise DeployError(bundle.name, answer["error"])
+        raise DeployError(name, answer["error"])
+    return answer
 
 
 def _check_here(bundle: Bundle) -> dict[str, Any]:

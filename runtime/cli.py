@@ -13,28 +13,12 @@ import click
 
 from . import __version__, contract, dbcli, deploycli, logscli, logsetup, manifest, service
 from .bus import Bus
+from .cliopts import config_option, json_option, settings_or_exit
 from .constants import command_subject
 from .errors import RoseyError
 from .permissions import check_rank, rank_name
 from .registry import Registry
 from .settings import Settings
-from .settings import load as load_settings
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Settings file (default: ./rosey.yaml if present).",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-
-
-def _settings(config_path: Path | None) -> Settings:
-    try:
-        return load_settings(config_path)
-    except RoseyError as e:
-        raise click.ClickException(str(e)) from e
 
 
 def _fail(error: RoseyError) -> click.ClickException:
@@ -74,7 +58,7 @@ def run(
     config_path: Path | None, rank: float, user: str, console: bool, log_format: str | None
 ) -> None:
     """Start Rosey (embedded NATS when none is configured; console chat without cytube)."""
-    settings = _settings(config_path)
+    settings = settings_or_exit(config_path)
     _logging(settings.log_level, log_format or settings.log_format, logsetup.secrets_of(settings))
     try:
         code = asyncio.run(service.serve(settings, rank=rank, user=user, console_chat=console))
@@ -85,10 +69,31 @@ def run(
 
 @cli.command()
 @config_option
+@click.option(
+    "--log-format",
+    type=click.Choice(logsetup.FORMATS),
+    default=None,
+    help="Log lines as text (default) or JSON objects (log_format in rosey.yaml).",
+)
+def worker(config_path: Path | None, log_format: str | None) -> None:
+    """Serve functions only (no connector, router or console), sharing each function's queue
+    group with every other runtime and worker: on the configured NATS and Redis, or on those of
+    the `rosey run` of this folder."""
+    settings = settings_or_exit(config_path)
+    _logging(settings.log_level, log_format or settings.log_format, logsetup.secrets_of(settings))
+    try:
+        code = asyncio.run(service.serve(settings, console_chat=False, worker=True))
+    except RoseyError as e:
+        raise _fail(e) from e
+    sys.exit(code)
+
+
+@cli.command()
+@config_option
 @json_option
 def validate(config_path: Path | None, as_json: bool) -> None:
     """Check every manifest (and that their commands do not clash) without starting anything."""
-    settings = _settings(config_path)
+    settings = settings_or_exit(config_path)
     try:
         registry = Registry(manifest.load_dir(settings.manifests_dir))
     except RoseyError as e:
@@ -117,7 +122,7 @@ def invoke(
     timeout: float | None,
 ) -> None:
     """Run one command and print the reply (against the running instance, or a private one)."""
-    settings = _settings(config_path)
+    settings = settings_or_exit(config_path)
     _logging("WARNING")
     try:
         reply = asyncio.run(_invoke(settings, command, list(args), rank, user, timeout))
@@ -186,6 +191,7 @@ for command in (
     deploycli.remove,
     deploycli.dev,
     deploycli.list_functions,
+    deploycli.enable,
     logscli.logs,
 ):
     cli.add_command(command)

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from nats.aio.msg import Msg
 
 from . import contract
-from .bus import Binding, Bus
+from .bus import Binding, Bindings, Bus
 from .constants import CHAT, SEND_CHAT, SEND_PM
 from .errors import ContractError
 
@@ -32,19 +32,19 @@ class Console:
     ) -> None:
         self.bus, self.user, self.rank, self.channel = bus, user, rank, channel
         self.out = out or sys.stdout
-        self.bindings = [Binding(bus, SEND_CHAT, self._show), Binding(bus, SEND_PM, self._show)]
+        self.bindings = Bindings(
+            [Binding(bus, SEND_CHAT, self._show), Binding(bus, SEND_PM, self._show)]
+        )
 
     async def start(self) -> None:
-        for binding in self.bindings:
-            await binding.start()
+        await self.bindings.start()
 
     async def stop(self) -> None:
-        for binding in self.bindings:
-            await binding.stop(1.0)
+        await self.bindings.stop(1.0)
 
     @property
     def busy(self) -> int:
-        return sum(b.busy for b in self.bindings)
+        return self.bindings.busy
 
     async def _show(self, msg: Msg) -> None:
         try:

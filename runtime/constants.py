@@ -25,6 +25,7 @@ DEPLOY = "rosey.deploy"
 DEPLOY_QUEUE = "rosey.deploy"
 DEPLOY_APPLY = "rosey.deploy.apply"
 STATUS = "rosey.status"
+ENABLE = "rosey.enable"  # resume a quarantined function; every runtime answers
 
 
 def command_subject(function: str) -> str:
@@ -69,6 +70,9 @@ DEFAULT_CONCURRENCY = 16
 # Invocations that may wait for a free slot, per unit of a function's concurrency; past that the
 # user is told the function is busy rather than the queue growing without bound.
 QUEUE_PER_SLOT = 4
+# Quarantine: a function failing this often within the window is paused until a moderator resumes it.
+DEFAULT_QUARANTINE_FAILURES = 5
+DEFAULT_QUARANTINE_WINDOW = 60.0
 DEFAULT_PREFIX = "!"
 HEARTBEAT_INTERVAL = 60.0
 # Largest NATS payload the runtime accepts on its subjects (bytes).

@@ -15,7 +15,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from . import contract
-from .bus import Binding, Bus, MessageHandler
+from .bus import Binding, Bindings, Bus, MessageHandler
 from .constants import ErrorCode
 from .dbcodec import RecordId
 from .errors import BusError, CollectionDenied, ContractError, StoreError
@@ -78,29 +78,21 @@ class DatabaseService:
         self.deadline = request_timeout * 0.9
         self.slots = asyncio.Semaphore(max_in_flight)
         self.failures: dict[str, int] = {}
-        self.bindings = [
+        self.bindings = Bindings(
             _BoundedBinding(bus, subject(op), partial(self._serve, op), queue, self.slots)
             for op in OPERATIONS
-        ]
+        )
 
     async def start(self) -> None:
-        started: list[Binding] = []
-        try:
-            for binding in self.bindings:
-                await binding.start()
-                started.append(binding)
-        except BaseException:
-            for done in started:
-                await done.stop(0)
-            raise
+        await self.bindings.start()
 
     async def stop(self, timeout: float = 10.0) -> int:
         """Stop taking requests and finish those received; returns how many were drained."""
-        return sum(await asyncio.gather(*(b.stop(timeout) for b in self.bindings)))
+        return await self.bindings.stop(timeout)
 
     @property
     def busy(self) -> int:
-        return sum(b.busy for b in self.bindings)
+        return self.bindings.busy
 
     async def _serve(self, operation: str, msg: Msg) -> None:
         try:

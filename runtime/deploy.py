@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 from . import contract, legacy
 from .app import Runtime
 from .bundle import Bundle
-from .bus import Binding, Bus
+from .bus import Binding, Bindings, Bus
 from .constants import DEPLOY, DEPLOY_APPLY, DEPLOY_QUEUE, STATUS, ErrorCode
 from .errors import ContractError, DeployError, RoseyError
 from .legacyhost import LegacyPlugins
@@ -41,19 +41,19 @@ class DeployService:
         self.runtime, self.bus, self.token, self.versions = runtime, bus, token, versions
         self.ack_window = ack_window
         self.id = uuid.uuid4().hex[:12]
-        self.bindings = [
-            Binding(bus, DEPLOY, self.on_deploy, DEPLOY_QUEUE),
-            Binding(bus, DEPLOY_APPLY, self.on_apply),
-            Binding(bus, STATUS, self.on_status),
-        ]
+        self.bindings = Bindings(
+            [
+                Binding(bus, DEPLOY, self.on_deploy, DEPLOY_QUEUE),
+                Binding(bus, DEPLOY_APPLY, self.on_apply),
+                Binding(bus, STATUS, self.on_status),
+            ]
+        )
 
     async def start(self) -> None:
-        for binding in self.bindings:
-            await binding.start()
+        await self.bindings.start()
 
     async def stop(self) -> None:
-        for binding in self.bindings:
-            await binding.stop(self.runtime.settings.drain_timeout)
+        await self.bindings.stop(self.runtime.settings.drain_timeout)
 
     async def deployed(self) -> tuple[list[Bundle], set[str]]:
         """What earlier deploys left in Redis, for the runtime to start with."""
@@ -210,7 +210,10 @@ class DeployService:
                     "subjects": [s.subject for s in f.subjects],
                     "collections": list(f.collections),
                     "in_flight": invoker.in_flight if invoker else 0,
-                    "status": "external" if f.external else "serving",
+                    "status": "external"
+                    if f.external
+                    else ("paused" if invoker and invoker.breaker.paused else "serving"),
+                    "restarts": getattr(invoker.code, "restarts", 0) if invoker else 0,
                     **stats,
                 }
             )

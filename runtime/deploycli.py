@@ -14,26 +14,10 @@ import click
 from . import bundle, service
 from .bundle import Bundle
 from .bus import Bus
-from .constants import DEPLOY, STATUS
+from .cliopts import config_option, json_option, settings_or_exit
+from .constants import DEPLOY, ENABLE, STATUS
 from .errors import ConfigError, RoseyError
 from .settings import Settings
-from .settings import load as load_settings
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Settings file (default: ./rosey.yaml if present).",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-
-
-def _settings(config_path: Path | None) -> Settings:
-    try:
-        return load_settings(config_path)
-    except RoseyError as e:
-        raise click.ClickException(str(e)) from e
 
 
 def _token(settings: Settings) -> str:
@@ -157,7 +141,7 @@ def deploy(
     force: bool,
 ) -> None:
     """Validate, check and hot-swap the functions in PATHS into the running runtime(s)."""
-    settings = _settings(config_path)
+    settings = settings_or_exit(config_path)
     try:
         results = asyncio.run(_deploy(settings, list(paths), plan_only, yes, force, as_json))
     except RoseyError as e:
@@ -243,7 +227,7 @@ def remove(config_path: Path | None, as_json: bool, name: str) -> None:
 
 
 def _one(config_path: Path | None, as_json: bool, request: dict[str, Any], name: str) -> None:
-    settings = _settings(config_path)
+    settings = settings_or_exit(config_path)
 
     async def go() -> dict[str, Any]:
         bus = await _connect(settings)
@@ -266,7 +250,7 @@ def _one(config_path: Path | None, as_json: bool, request: dict[str, Any], name:
 @json_option
 def list_functions(config_path: Path | None, as_json: bool) -> None:
     """Functions served by the running runtime(s): version, commands, ranks, counters."""
-    settings = _settings(config_path)
+    settings = settings_or_exit(config_path)
 
     async def go() -> list[dict[str, Any]]:
         bus = await _connect(settings)
@@ -301,7 +285,7 @@ def dev(config_path: Path | None) -> None:
     """Watch functions/ and manifests/ and deploy what changes on every save."""
     from watchfiles import awatch
 
-    settings = _settings(config_path)
+    settings = settings_or_exit(config_path)
 
     async def watch() -> None:
         click.echo(f"watching {settings.functions_dir} and {settings.manifests_dir}", err=True)
@@ -321,3 +305,45 @@ def dev(config_path: Path | None) -> None:
 def _changed_sources(changes: set[tuple[Any, str]]) -> list[Path]:
     suffixes = (".py", ".yaml", ".yml")
     return sorted({Path(p) for _, p in changes if Path(p).exists() and Path(p).suffix in suffixes})
+
+
+@click.command()
+@config_option
+@json_option
+@click.argument("name")
+def enable(config_path: Path | None, as_json: bool, name: str) -> None:
+    """Resume a function paused (quarantined) after repeated failures, in every runtime."""
+    settings = settings_or_exit(config_path)
+    try:
+        answers = asyncio.run(_enable(settings, name))
+    except RoseyError as e:
+        raise click.ClickException(str(e)) from e
+    if as_json:
+        click.echo(json.dumps(answers))
+    refused = [a for a in answers if not a.get("success")]
+    if refused:
+        raise click.ClickException(f"{refused[0].get('error_code')}: {refused[0].get('error')}")
+    if not answers:
+        raise click.ClickException(f"no running runtime serves {name!r}")
+    if not as_json:
+        resumed = sum(1 for a in answers if a["data"].get("resumed"))
+        click.echo(f"{name}: resumed on {resumed} of {len(answers)} runtime(s)")
+
+
+async def _enable(settings: Settings, name: str, window: float = 0.5) -> list[dict[str, Any]]:
+    bus = await _connect(settings)
+    try:
+        inbox = bus.nc.new_inbox()
+        answers: list[dict[str, Any]] = []
+
+        async def collect(msg: Any) -> None:
+            answers.append(json.loads(msg.data))
+
+        sub = await bus.nc.subscribe(inbox, cb=collect)
+        await bus.publish(ENABLE, {"name": name, "token": _token(settings)}, reply=inbox)
+        await bus.flush()
+        await asyncio.sleep(window)
+        await sub.unsubscribe()
+        return answers
+    finally:
+        await bus.close()

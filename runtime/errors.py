@@ -163,3 +163,23 @@ class HttpError(RoseyError):
     def __init__(self, listen: str, detail: str) -> None:
         self.listen, self.detail = listen, detail
         super().__init__(f"http.listen {listen!r}: {detail}")
+
+
+class WorkerError(RoseyError):
+    """A process-isolated function's call failed in or with its worker process: the handler
+    raised there, the worker died, or it went over its memory limit. The message is the detail."""
+
+    def __init__(self, detail: str, code: ErrorCode = ErrorCode.PLUGIN_ERROR) -> None:
+        self.detail, self.code = detail, code
+        super().__init__(detail)
+
+
+class QuarantineError(RoseyError):
+    """A function is paused after failing too often; a moderator can resume it."""
+
+    def __init__(self, function: str) -> None:
+        self.function = function
+        super().__init__(
+            f"{function} is paused after repeated failures; a moderator can resume it with "
+            f"!rosey enable {function}."
+        )

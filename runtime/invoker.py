@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 
 from . import contract
 from .activation import Activation, Observer, Outcome, new_id, notify
-from .bus import Binding, Bus
+from .bus import Binding, Bindings, Bus
 from .constants import (
     QUEUE_PER_SLOT,
     SEND_CHAT,
@@ -35,11 +35,15 @@ from .errors import (
     InvocationError,
     InvocationTimeout,
     PermissionDenied,
+    QuarantineError,
     RoseyError,
+    WorkerError,
 )
+from .isolation import Isolated
 from .loader import Code, is_async
 from .manifest import Function, SubjectSpec, example_words
 from .permissions import check_rank, denial_line
+from .quarantine import Breaker
 from .registry import Route
 
 log = logging.getLogger("rosey.invoker")
@@ -52,6 +56,7 @@ class Stats:
     timeouts: int = 0
     busy: int = 0
     denied: int = 0
+    paused: int = 0
 
 
 class Invoker:
@@ -59,7 +64,7 @@ class Invoker:
 
     def __init__(
         self,
-        code: Code,
+        code: Code | Isolated,
         bus: Bus,
         executor: Executor,
         catalog: Callable[[], list[Route]] = list,
@@ -73,15 +78,16 @@ class Invoker:
         self.waiting = 0
         self._slots = asyncio.Semaphore(self.function.concurrency)
         self.stats = Stats()
+        self.breaker = Breaker(self.function.quarantine_failures, self.function.quarantine_window)
         self.log = logging.getLogger(f"rosey.fn.{self.function.name}")
         self.bindings = self._bindings()
 
     def __repr__(self) -> str:
         return f"Invoker({self.function.name} {self.function.version})"
 
-    def _bindings(self) -> list[Binding]:
+    def _bindings(self) -> Bindings:
         f, queue = self.function, queue_group(self.function.name)
-        found: list[Binding] = []
+        found = Bindings()
         if f.commands:
             found.append(Binding(self.bus, command_subject(f.name), self.on_command, queue))
         if f.handler:
@@ -91,28 +97,22 @@ class Invoker:
         return found
 
     async def start(self) -> None:
-        started: list[Binding] = []
-        try:
-            for binding in self.bindings:
-                await binding.start()
-                started.append(binding)
-        except BaseException:
-            for binding in started:
-                await binding.stop(0)
-            raise
+        await self.code.start()  # a process-isolated function's worker; nothing in-process
+        await self.bindings.start()
 
     async def stop(self, timeout: float = 10.0) -> int:
         """Unsubscribe and let work already received finish; returns how many were drained."""
-        results = await asyncio.gather(*(b.stop(timeout) for b in self.bindings))
-        return sum(results)
+        drained = await self.bindings.stop(timeout)
+        await self.code.stop()
+        return drained
 
     @property
     def busy(self) -> int:
-        return sum(b.busy for b in self.bindings)
+        return self.bindings.busy
 
     @property
     def abandoned(self) -> int:
-        return sum(b.abandoned for b in self.bindings)
+        return self.bindings.abandoned
 
     async def check_examples(self) -> None:
         """Run the manifest's examples against this version; raises DeployError on a mismatch."""
@@ -251,6 +251,12 @@ class Invoker:
         )
         if msg.reply and event.kind == "command":
             ctx.collected = []
+        if self.breaker.paused:
+            paused = QuarantineError(f.name)
+            self.stats.paused += 1
+            self._record(event, "paused", 0.0, reason="quarantined after repeated failures")
+            await self._tell(msg, event, str(paused), paused)
+            return
         self.stats.invocations += 1
         began = time.perf_counter()
         try:
@@ -265,17 +271,53 @@ class Invoker:
             self._record(event, "timeout", time.perf_counter() - began, error=str(e))
             self.log.warning("%s [%s]", e, event.id)
             await self._tell(msg, event, f"Sorry, {event.command or f.name} took too long.", e)
+            await self._failed(event)
             return
         except InvocationError as e:
             self.stats.errors += 1
             self._record(event, "error", time.perf_counter() - began, error=str(e))
             self.log.error(
-                "%s (handler %s, %s) [%s]", e, target, event.subject, event.id, exc_info=e.__cause__
+                "%s (handler %s, %s) [%s]",
+                e,
+                target,
+                event.subject,
+                event.id,
+                # A worker's traceback stays in its process; the runtime's would say nothing.
+                exc_info=None if isinstance(e.__cause__, WorkerError) else e.__cause__,
             )
             await self._tell(msg, event, f"Sorry, {event.command or f.name} failed.", e)
+            await self._failed(event)
             return
         self._record(event, "ok", time.perf_counter() - began)
         await self._deliver(msg, event, ctx, result)
+
+    async def _failed(self, event: Event) -> None:
+        """Count a failure; on the one that trips the breaker, tell the channel's moderators."""
+        f = self.function
+        if not self.breaker.failed():
+            return
+        self.log.error(
+            "%s %s quarantined: %d failures within %gs",
+            f.name,
+            f.version,
+            f.quarantine_failures,
+            f.quarantine_window,
+        )
+        line = (
+            f"Moderators: {f.name} is paused after {f.quarantine_failures} failures within "
+            f"{f.quarantine_window:g}s; resume it with !rosey enable {f.name}."
+        )
+        payload: dict[str, Any] = {"message": line}
+        if event.channel:
+            payload["channel"] = event.channel
+        try:
+            await self.bus.publish(SEND_CHAT, payload)
+        except RoseyError as e:
+            self.log.warning("could not tell the channel %s is paused: %s", f.name, e)
+
+    def enable(self) -> bool:
+        """Resume a quarantined function; False when it was not paused."""
+        return self.breaker.reset()
 
     async def _run(self, handler: Any, event: Event, ctx: Context) -> Any:
         f = self.function
@@ -289,7 +331,7 @@ class Invoker:
                 if timer.expired():
                     raise InvocationTimeout(f.name, f.version, f.timeout) from e
                 raise InvocationError(f.name, f.version, _brief(e)) from e
-            except Exception as e:
+            except (Exception, SystemExit) as e:
                 raise InvocationError(f.name, f.version, _brief(e), _code(e)) from e
             finally:
                 self._release()
@@ -306,7 +348,8 @@ class Invoker:
             if timer.expired():
                 raise InvocationTimeout(f.name, f.version, f.timeout) from e
             raise InvocationError(f.name, f.version, _brief(e)) from e
-        except Exception as e:
+        except (Exception, SystemExit) as e:
+            # sys.exit() in a handler in this process must not end the runtime.
             raise InvocationError(f.name, f.version, _brief(e), _code(e)) from e
 
     def _record(
@@ -392,6 +435,8 @@ class Invoker:
 
 
 def _brief(e: BaseException) -> str:
+    if isinstance(e, WorkerError):
+        return str(e)  # already "RuntimeError: ..." from the worker, or how the worker died
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 

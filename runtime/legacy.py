@@ -8,9 +8,7 @@ import importlib.util
 import json
 import logging
 import re
-import subprocess
 import sys
-import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,13 +16,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import yaml
-
 from . import coreimport
-from .bundle import Bundle
+from .bundle import Bundle, check_elsewhere
 from .constants import RANKS
 from .errors import ConfigError, DeployError, LoadError
-from .manifest import Command, Function, display_path
+from .loader import execute
+from .manifest import Command, Function, display_path, dump_yaml
 
 log = logging.getLogger("rosey.legacy")
 
@@ -95,7 +92,7 @@ def load(
     sys.modules[prefix] = module
     code = PluginCode(Function(folder.name, "0.0.0", ""), module, prefix, folder)
     try:
-        _execute(folder, where, lambda: spec.loader.exec_module(module))  # type: ignore[union-attr]
+        execute(folder.name, where, lambda: spec.loader.exec_module(module))  # type: ignore[union-attr]
         info = getattr(module, "PLUGIN_INFO", None)
         code.function = function_of(info, ranks or {}, f"{where}/__init__.py")
         for hook in ("start", "stop"):
@@ -189,9 +186,7 @@ def bundle_of(folder: Path, function: Function) -> Bundle:
             for c in function.commands.values()
         },
     }
-    text = "# A legacy plugin package, bundled by `rosey deploy`.\n" + yaml.safe_dump(
-        manifest, sort_keys=False, allow_unicode=True
-    )
+    text = "# A legacy plugin package, bundled by `rosey deploy`.\n" + dump_yaml(manifest)
     files = {MARKER: json.dumps({"kind": "legacy", "name": function.name})}
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
@@ -216,23 +211,7 @@ def build_bundle(folder: Path, ranks: Mapping[str, float] | None = None) -> Bund
 
 def check(folder: Path, timeout: float = 30.0) -> dict[str, Any]:
     """Import the package in another process; its PLUGIN_INFO, or DeployError with file and line."""
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "runtime.legacy", str(folder)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as e:
-        raise DeployError(folder.name, f"importing the plugin took over {timeout:g}s") from e
-    try:
-        answer = json.loads(done.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError) as e:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise DeployError(folder.name, "import check crashed: " + " | ".join(tail)) from e
-    if not answer["ok"]:
-        raise DeployError(folder.name, answer["error"])
+    answer = check_elsewhere(folder.name, ["runtime.legacy", str(folder)], None, timeout)
     info: dict[str, Any] = answer["info"]
     return info
 
@@ -267,19 +246,6 @@ def read_info(folder: Path) -> Any:
     code = load(folder)
     code.purge()
     return code.module.PLUGIN_INFO
-
-
-def _execute(folder: Path, where: str, run: Callable[[], Any]) -> None:
-    try:
-        run()
-    except SyntaxError as e:
-        at = f"{e.filename}:{e.lineno}" if e.filename else "?"
-        raise LoadError(folder.name, where, f"syntax error at {at}: {e.msg}") from e
-    except Exception as e:
-        frames = traceback.extract_tb(e.__traceback__)
-        own = [f for f in frames if "importlib" not in f.filename] or frames
-        at = f" at {own[-1].filename}:{own[-1].lineno}" if own else ""
-        raise LoadError(folder.name, where, f"{type(e).__name__}{at}: {e}") from e
 
 
 if __name__ == "__main__":

@@ -34,6 +34,13 @@ class Code:
     def handler(self, target: str) -> Handler:
         return self.handlers[target]
 
+    # The same life as runtime.isolation.Isolated, which runs the handlers in a worker process.
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
     def purge(self) -> None:
         """Forget the modules this load created; running invocations keep their references."""
         for name in [m for m in sys.modules if m == self.prefix or m.startswith(self.prefix + ".")]:
@@ -102,26 +109,29 @@ def _import(
             raise LoadError(function.name, module, f"{path} is not importable")
         loaded = importlib.util.module_from_spec(spec)
         sys.modules[name] = loaded
-        _execute(function, module, lambda: spec.loader.exec_module(loaded))  # type: ignore[union-attr]
+        execute(function.name, module, lambda: spec.loader.exec_module(loaded))  # type: ignore[union-attr]
         tops[top] = loaded
     if not rest:
         return tops[top]
     result: list[ModuleType] = []
-    _execute(function, module, lambda: result.append(importlib.import_module(f"{prefix}.{module}")))
+    execute(
+        function.name, module, lambda: result.append(importlib.import_module(f"{prefix}.{module}"))
+    )
     return result[0]
 
 
-def _execute(function: Function, module: str, run: Callable[[], Any]) -> None:
+def execute(name: str, module: str, run: Callable[[], Any]) -> None:
+    """Run an import step; any failure becomes a LoadError naming the file and line."""
     try:
         run()
     except SyntaxError as e:
         where = f"{e.filename}:{e.lineno}" if e.filename else "?"
-        raise LoadError(function.name, module, f"syntax error at {where}: {e.msg}") from e
+        raise LoadError(name, module, f"syntax error at {where}: {e.msg}") from e
     except Exception as e:
         frames = traceback.extract_tb(e.__traceback__)
         own = [f for f in frames if "importlib" not in f.filename] or frames
         where = f" at {own[-1].filename}:{own[-1].lineno}" if own else ""
-        raise LoadError(function.name, module, f"{type(e).__name__}{where}: {e}") from e
+        raise LoadError(name, module, f"{type(e).__name__}{where}: {e}") from e
 
 
 def _where(module: ModuleType) -> str:

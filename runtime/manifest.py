@@ -12,7 +12,12 @@ from typing import Any
 import yaml
 
 from . import schedule, schemas
-from .constants import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
+from .constants import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_QUARANTINE_FAILURES,
+    DEFAULT_QUARANTINE_WINDOW,
+    DEFAULT_TIMEOUT,
+)
 from .errors import ManifestError
 
 
@@ -81,6 +86,11 @@ class Function:
     examples: tuple[Example, ...] = ()
     schedules: tuple[ScheduleSpec, ...] = ()
     listen: ListenSpec | None = None
+    # None: the `isolation.default` setting decides; "none" runs in the runtime's process.
+    isolation: str | None = None
+    memory: int = 0  # bytes a process-isolated worker may use; 0: no limit
+    quarantine_failures: int = DEFAULT_QUARANTINE_FAILURES
+    quarantine_window: float = DEFAULT_QUARANTINE_WINDOW
     source: str = "<memory>"
 
     @property
@@ -147,6 +157,11 @@ def load_yaml(path: Path) -> Any:
         raise ManifestError(source, [f"YAML syntax error: {e}"]) from e
 
 
+def dump_yaml(data: Any) -> str:
+    """YAML text for generated manifests (legacy plugin bundles)."""
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
 def parse(data: Any, source: str = "<memory>") -> Function:
     """Validate a manifest already read into Python values and build its Function."""
     if data is None:
@@ -203,8 +218,27 @@ def parse(data: Any, source: str = "<memory>") -> Function:
             if listen is not None
             else None
         ),
+        isolation=data.get("isolation"),
+        memory=parse_size(data["memory"]) if "memory" in data else 0,
+        quarantine_failures=int(
+            (data.get("quarantine") or {}).get("failures", DEFAULT_QUARANTINE_FAILURES)
+        ),
+        quarantine_window=float(
+            (data.get("quarantine") or {}).get("window", DEFAULT_QUARANTINE_WINDOW)
+        ),
         source=source,
     )
+
+
+_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """A size such as "256MB", "256M" or "256MiB" in bytes (binary units, as memory is counted)."""
+    match = re.fullmatch(r"([1-9][0-9]*)\s*([KMG])i?B?", text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a size such as 256MB")
+    return int(match.group(1)) * _UNITS[match.group(2)]
 
 
 def _cooldown(value: float | dict[str, Any]) -> dict[str, Any]:
@@ -248,6 +282,8 @@ def _semantic_problems(data: dict[str, Any]) -> list[str]:
     listen = data.get("listen")
     if listen is not None and not (listen.get("handler") or top):
         found.append("listen.handler: required, since the manifest has no top-level handler")
+    if "memory" in data and data.get("isolation") == "none":
+        found.append("memory: a memory limit needs `isolation: process`")
     if not commands and not subjects and not top:
         found.append("handler: a manifest needs a handler, commands or subjects")
     for collection in data.get("indexes") or {}:

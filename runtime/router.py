@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.aio.msg import Msg
 
 from . import contract
 from .activation import Activation, Observer, Outcome, new_id, notify
-from .bus import Binding, Bus
+from .bus import Binding, Bindings, Bus
 from .constants import CHAT, PM, SEND_CHAT, SEND_PM, command_subject
 from .cooldowns import SharedCooldowns
 from .errors import ContractError, PermissionDenied, RoseyError
@@ -22,6 +22,10 @@ from .registry import Registry, Route
 log = logging.getLogger("rosey.router")
 
 ROUTER_QUEUE = "rosey.router"
+BUILTIN = "rosey"  # `!rosey enable <function>`, unless a function claims the command
+
+# (args, user, rank) → the line to answer
+Admin = Callable[[list[str], str, float], Awaitable[str]]
 
 
 def parse(text: str, prefix: str) -> tuple[str, list[str]] | None:
@@ -63,23 +67,24 @@ class Router:
         self.cooldowns = cooldowns or SharedCooldowns()
         self.observers = observers if observers is not None else []
         # A queue group, so that several runtimes route each chat line once.
-        self.bindings = [
-            Binding(bus, CHAT, self.on_message, ROUTER_QUEUE),
-            Binding(bus, PM, self.on_message, ROUTER_QUEUE),
-        ]
+        self.bindings = Bindings(
+            [
+                Binding(bus, CHAT, self.on_message, ROUTER_QUEUE),
+                Binding(bus, PM, self.on_message, ROUTER_QUEUE),
+            ]
+        )
         self.routed = 0
+        self.admin: Admin | None = None  # set by `rosey run` (runtime/quarantine.py)
 
     async def start(self) -> None:
-        for binding in self.bindings:
-            await binding.start()
+        await self.bindings.start()
 
     async def stop(self, timeout: float = 10.0) -> None:
-        for binding in self.bindings:
-            await binding.stop(timeout)
+        await self.bindings.stop(timeout)
 
     @property
     def busy(self) -> int:
-        return sum(b.busy for b in self.bindings)
+        return self.bindings.busy
 
     async def on_message(self, msg: Msg) -> None:
         try:
@@ -92,9 +97,13 @@ class Router:
             return
         word, args = parsed
         route = self.registry().resolve(word)
+        source = "pm" if msg.subject == PM else "chat"
+        if route is None and word == BUILTIN and self.admin is not None:
+            line = await self.admin(args, payload["user"], payload["rank"])
+            await self._answer(payload, source, line)
+            return
         if route is None:
             return  # unknown commands are ignored: other bots may own them
-        source = "pm" if msg.subject == PM else "chat"
         user, rank = payload["user"], payload["rank"]
         command = route.command
         correlation = new_id()

@@ -26,6 +26,7 @@ from .legacyhost import LegacyPlugins
 from .logsetup import Redactor
 from .manifest import Function
 from .operations import Operations, start_operations
+from .quarantine import EnableService
 from .servers import EmbeddedNats, EmbeddedRedis
 from .settings import Settings
 from .store import Store
@@ -109,11 +110,18 @@ async def serve(
     user: str = "console",
     stdin: TextIO | None = None,
     console_chat: bool = True,
+    worker: bool = False,
 ) -> int:
-    """Run until a signal or, for console chat, the end of input. Returns the exit code."""
+    """Run until a signal or, for console chat, the end of input. Returns the exit code.
+
+    `worker` (`rosey worker`): serve functions only, on the NATS and Redis of the configuration
+    or of the `rosey run` of this folder; no router, connector, console or legacy plugins.
+    """
     nats_server: EmbeddedNats | None = None
     redis_server: EmbeddedRedis | None = None
     url, redis_url = settings.nats.url, settings.redis.url
+    if worker:
+        url, redis_url = _worker_urls(settings)
     if not url:
         nats_server = EmbeddedNats(settings.data_dir / "nats")
         url = nats_server.start()  # on this thread: the kill-with-parent signal follows it
@@ -127,6 +135,7 @@ async def serve(
     database: DatabaseService | None = None
     plugins: LegacyPlugins | None = None
     operations: Operations | None = None
+    enable: EnableService | None = None
     try:
         if not redis_url:
             redis_server = EmbeddedRedis(settings.data_dir / "redis")
@@ -149,12 +158,13 @@ async def serve(
         runtime = Runtime(
             settings,
             bus,
+            route=not worker,
             db=lambda f: DatabaseClient(bus, f.name, f.collections),
             redis=store.redis,
         )
         runtime.preparers.append(partial(declare_indexes, store))
         versions = Versions.connect(redis_url, keep=settings.deploy.keep_versions)
-        token = settings.deploy.token or secrets.token_urlsafe(24)
+        token = settings.deploy.token or _running_token(settings, worker)
         deploy = DeployService(runtime, bus, token, versions, settings.deploy.ack_window)
         try:
             deployed, removed = await deploy.deployed()
@@ -162,21 +172,29 @@ async def serve(
             log.error("cannot read deployed functions, serving those on disk: %s", e)
             deployed, removed = [], set()
         await runtime.start(deployed, removed)
-        plugins = LegacyPlugins(runtime)  # legacy plugin packages listed in plugins.enabled
-        await plugins.start(deployed, removed)
+        if not worker:
+            plugins = LegacyPlugins(runtime)  # legacy plugin packages listed in plugins.enabled
+            await plugins.start(deployed, removed)
         await deploy.start()
+        enable = EnableService(runtime, bus, token)
+        await enable.start()
+        if runtime.router is not None:
+            runtime.router.admin = enable.chat
         operations = await start_operations(settings, runtime, bus, redis_url)
         served = database.bindings
         operations.probes.database_operations = lambda: {
             b.subject.removeprefix("database."): b.received for b in served
         }
-        record(settings, Instance(url, redis_url, os.getpid(), token))
+        if not worker:
+            record(settings, Instance(url, redis_url, os.getpid(), token))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
-        if settings.cytube is not None:
+        if worker:
+            print(f"rosey: worker serving {len(runtime.invokers)} function(s)", file=sys.stderr)
+        elif settings.cytube is not None:
             connector = Connector(settings.cytube, bus, redis_url)
             await connector.start()  # LoginError/ConnectorError: `rosey run` exits 1
             operations.probes.send_queue_depth = lambda: connector.queue.busy if connector else 0
@@ -196,8 +214,10 @@ async def serve(
             # Let the answers to the last lines arrive before shutting down.
             await runtime.quiesce(extra=lambda: busy(console, plugins))
         await deploy.stop()
+        await enable.stop()
         await runtime.stop(reason)
-        await plugins.stop()  # after the runtime: nothing is routed to a stopped plugin
+        if plugins is not None:
+            await plugins.stop()  # after the runtime: nothing is routed to a stopped plugin
         if connector is not None:
             await connector.stop()
         return 0
@@ -211,6 +231,8 @@ async def serve(
             await connector.stop()
         if deploy is not None:
             await deploy.stop()
+        if enable is not None:
+            await enable.stop()
         if operations is not None:
             await operations.stop()
         if runtime is not None and runtime.started_at:
@@ -230,6 +252,22 @@ async def serve(
             nats_server.stop()
         if redis_server is not None:
             redis_server.stop()
+
+
+def _worker_urls(settings: Settings) -> tuple[str, str]:
+    """A worker's NATS and Redis: configured, or those the `rosey run` of this folder recorded."""
+    url = nats_url(settings)  # ConfigError naming the way out when there is none
+    instance = find(settings)
+    redis_url = settings.redis.url or (instance.redis_url if instance else None)
+    if not redis_url:
+        raise ConfigError("settings", "redis.url", "`rosey worker` needs Redis; set redis.url")
+    return url, redis_url
+
+
+def _running_token(settings: Settings, worker: bool) -> str:
+    # A worker next to a `rosey run` with a generated token uses that one, so deploys reach it.
+    instance = find(settings) if worker else None
+    return instance.token if instance and instance.token else secrets.token_urlsafe(24)
 
 
 def busy(console: Console | None, plugins: LegacyPlugins | None) -> int:

@@ -69,6 +69,16 @@ class DeploySettings:
 
 
 @dataclass
+class IsolationSettings:
+    """Process isolation (runtime/isolation.py): the default for manifests that do not say."""
+
+    default: str = "none"  # or "process": every function in a worker process of its own
+    restart_backoff: float = 0.1  # seconds before restarting a dead worker, doubled each time
+    restart_backoff_max: float = 10.0
+    kill_grace: float = 1.0  # after a timeout, seconds a worker has to give up the call
+
+
+@dataclass
 class HttpSettings:
     # host:port of /healthz, /readyz and /metrics. Loopback by default: metrics name functions and
     # users' traffic, so exposing them is a deliberate choice. "off" turns the endpoint off; port 0
@@ -100,6 +110,7 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     cytube: CytubeSettings | None = None  # None: console chat on standard input
     deploy: DeploySettings = field(default_factory=DeploySettings)
+    isolation: IsolationSettings = field(default_factory=IsolationSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     activations: ActivationSettings = field(default_factory=ActivationSettings)
     plugins: PluginsSettings = field(default_factory=PluginsSettings)

@@ -130,3 +130,35 @@ def test_unreachable_nats_is_a_clear_error(project: Path) -> None:
     assert result.returncode == 1
     assert "NATS connect failed: nats://127.0.0.1:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_sigterm_drains_in_flight_work_and_announces_shutdown(project: Path) -> None:
+    import asyncio
+
+    from runtime.bus import Bus
+
+    (project / "manifests" / "slow.yaml").write_text(
+        'name: slow\nversion: "1.0.0"\ndescription: s\nhandler: "slow:f"\ncommands:\n  slow: {}\n'
+    )
+    (project / "functions" / "slow.py").write_text(
+        "import asyncio\n\nasync def f(event, ctx):\n    await asyncio.sleep(1)\n    return 'finished'\n"
+    )
+    with start_server(project, "--no-console") as server:
+        url = json.loads((project / ".rosey" / "runtime.json").read_text())["nats_url"]
+        bus = await Bus.connect(url, name="test-sigterm", reconnect=False)
+        shutdown: list[dict[str, object]] = []
+
+        async def on_shutdown(msg: object) -> None:
+            shutdown.append(json.loads(msg.data))  # type: ignore[attr-defined]
+
+        await bus.nc.subscribe("platform.shutdown", cb=on_shutdown)
+        await bus.flush()
+        payload = {"command": "slow", "args": [], "user": "u", "rank": 0}
+        pending = asyncio.create_task(bus.request("plugin.slow.command", payload, 20))
+        await asyncio.sleep(0.3)  # the command is in the handler
+        server.send_signal(signal.SIGTERM)
+        reply = await pending
+        assert reply == {"success": True, "data": {"replies": ["finished"]}}
+        assert await asyncio.to_thread(server.wait, 20) == 0
+        await bus.close()
+    assert [s["reason"] for s in shutdown] == ["signal"]

@@ -174,7 +174,8 @@ async def test_rosey_run_serves_operations(tmp_path: Path) -> None:
         ROSEY,
         "run",
         cwd=tmp_path,
-        env=clean_env(),
+        # clean_env() turns the endpoint off (ROSEY_HTTP_LISTEN beats rosey.yaml); this test wants it.
+        env={**clean_env(), "ROSEY_HTTP_LISTEN": f"127.0.0.1:{port}"},
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
