@@ -378,7 +378,11 @@ class Invoker:
     async def _acquire(self) -> None:
         """A slot of the function's concurrency; a short bounded wait, then FunctionBusy."""
         f = self.function
-        if self._slots.locked() and self.waiting >= f.concurrency * QUEUE_PER_SLOT:
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: returns at once, no timer needed
+            self.in_flight += 1
+            return
+        if self.waiting >= f.concurrency * QUEUE_PER_SLOT:
             raise FunctionBusy(f.name)
         self.waiting += 1
         try:
