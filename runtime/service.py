@@ -122,6 +122,14 @@ async def serve(
     url, redis_url = settings.nats.url, settings.redis.url
     if worker:
         url, redis_url = _worker_urls(settings)
+    elif (running := find(settings)) is not None:
+        # A second `rosey run` here would take over the first one's embedded Redis and its record.
+        raise ConfigError(
+            str(state_path(settings)),
+            "",
+            f"Rosey is already running from this folder (pid {running.pid}); "
+            "`rosey worker` adds a process that serves functions",
+        )
     if not url:
         nats_server = EmbeddedNats(settings.data_dir / "nats")
         url = nats_server.start()  # on this thread: the kill-with-parent signal follows it

@@ -162,3 +162,13 @@ async def test_sigterm_drains_in_flight_work_and_announces_shutdown(project: Pat
         assert await asyncio.to_thread(server.wait, 20) == 0
         await bus.close()
     assert [s["reason"] for s in shutdown] == ["signal"]
+
+
+def test_a_second_run_in_the_same_folder_is_refused(project: Path) -> None:
+    with start_server(project, "--no-console") as server:
+        second = rosey(project, "run", "--no-console")
+        assert second.returncode == 1
+        assert f"Rosey is already running from this folder (pid {server.pid})" in second.stderr
+        assert rosey(project, "invoke", "flip").returncode == 0  # the first one is unharmed
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(20) == 0
