@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
-from .app import Runtime, pid_alive
+from .app import Runtime
 from .bus import Bus
 from .console import Console
 from .cytube import Connector
@@ -79,6 +79,16 @@ def find(settings: Settings) -> Instance | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return instance if pid_alive(instance.pid) else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def nats_url(settings: Settings) -> str:

@@ -16,9 +16,9 @@ def configure(project: Path, server: FakeCytube, password: str) -> None:
     )
 
 
-async def test_roll_in_the_channel(fake: FakeCytube, project: Path) -> None:  # noqa: F811
-    configure(project, fake, "secret")
-    proc = await asyncio.create_subprocess_exec(
+async def run(project: Path) -> asyncio.subprocess.Process:
+    """`rosey run` as a child of this test's event loop, which also serves the fake server."""
+    return await asyncio.create_subprocess_exec(
         ROSEY,
         "run",
         cwd=project,
@@ -27,6 +27,11 @@ async def test_roll_in_the_channel(fake: FakeCytube, project: Path) -> None:  # 
         stderr=subprocess.PIPE,
         env=clean_env(),
     )
+
+
+async def test_roll_in_the_channel(fake: FakeCytube, project: Path) -> None:  # noqa: F811
+    configure(project, fake, "secret")
+    proc = await run(project)
     try:
         await fake.until(lambda: "rosey" in fake.bots(), timeout=30)
         await fake.join("alice", 1)
@@ -41,15 +46,7 @@ async def test_roll_in_the_channel(fake: FakeCytube, project: Path) -> None:  # 
 
 async def test_bad_credentials_exit_non_zero(fake: FakeCytube, project: Path) -> None:  # noqa: F811
     configure(project, fake, "wrong")
-    proc = await asyncio.create_subprocess_exec(
-        ROSEY,
-        "run",
-        cwd=project,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=clean_env(),
-    )
+    proc = await run(project)
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1
     assert "login as 'rosey' failed: Invalid username/password combination" in err.decode()
