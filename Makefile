@@ -10,8 +10,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# build_hooks.py and coreimport.py end up in an installed .pth, so a change to them reinstalls.
-$(VENV)/.installed: $(BIN)/python pyproject.toml build_hooks.py runtime/coreimport.py
+# build_hooks.py and legacy/coreimport.py end up in an installed .pth, so a change to them reinstalls.
+$(VENV)/.installed: $(BIN)/python pyproject.toml build_hooks.py runtime/legacy/coreimport.py
 	$(BIN)/python -m pip install --quiet -e .
 	@touch $@
 

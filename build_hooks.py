@@ -16,9 +16,9 @@ PTH_NAME = "rosey-core.pth"
 
 
 def pth_line() -> str:
-    """One line, as .pth files require: runtime/coreimport.py's code, run in a namespace of its
+    """One line, as .pth files require: runtime/legacy/coreimport.py's code, run in a namespace of its
     own. Importing Rosey's modules here would make pytest warn that it cannot rewrite them."""
-    source = Path(__file__).with_name("runtime").joinpath("coreimport.py").read_text("utf-8")
+    source = Path(__file__).with_name("runtime").joinpath("legacy", "coreimport.py").read_text("utf-8")
     return f"import sys; exec({source + chr(10) + 'install()' + chr(10)!r}, {{'__name__': 'rosey_core_pth'}})\n"
 
 

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from runtime.servers import EmbeddedNats, EmbeddedRedis
+from runtime.host.servers import EmbeddedNats, EmbeddedRedis
 
 from . import Env, Row, Suite, database, deploy, dispatch, scale, startup, table, targets
 

@@ -46,7 +46,7 @@ def record(i: int, rng: random.Random) -> dict[str, Any]:
 
 
 async def load(env: Env, records: int) -> None:
-    from runtime.store import Store
+    from runtime.database.store import Store
 
     store = await Store.connect(env.redis_url)
     try:
@@ -197,9 +197,9 @@ async def run(env: Env) -> Report:
 
 
 async def serve_rosey(nats_url: str, redis_url: str, stop: Awaitable[Any]) -> None:
-    from runtime.bus import Bus
-    from runtime.database import DatabaseService
-    from runtime.store import Store
+    from runtime.database.service import DatabaseService
+    from runtime.database.store import Store
+    from runtime.wire.bus import Bus
 
     bus = await Bus.connect(nats_url, name="bench-rosey")
     store = await Store.connect(redis_url)
@@ -223,8 +223,8 @@ async def serve_baseline(nats_url: str, redis_url: str, stop: Awaitable[Any]) ->
     from redis.asyncio import ConnectionPool, Redis
 
     # Shared with Rosey on purpose: the same client settings and the same Lua scripts.
-    from runtime.dbscripts import PAGE, SET
-    from runtime.store import CLIENT_OPTIONS, client_retry
+    from runtime.database.scripts import PAGE, SET
+    from runtime.database.store import CLIENT_OPTIONS, client_retry
 
     nc = await nats.connect(nats_url, name="bench-baseline")
     redis = Redis.from_pool(

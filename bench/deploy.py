@@ -20,12 +20,12 @@ from typing import Any
 import nats
 from nats.aio.msg import Msg
 
-from runtime.app import Runtime
-from runtime.bundle import Bundle
-from runtime.bus import Bus
-from runtime.deploy import DeployService
-from runtime.settings import Settings
-from runtime.versions import Versions
+from runtime.config.settings import Settings
+from runtime.core.bundle import Bundle
+from runtime.core.runtime import Runtime
+from runtime.deploy.service import DeployService
+from runtime.deploy.versions import Versions
+from runtime.wire.bus import Bus
 
 from . import Env, Report, Row
 

@@ -163,9 +163,9 @@ async def serve(which: str, nats_url: str) -> None:
         await stop
         await nc.close()
         return
-    from runtime.app import Runtime
-    from runtime.bus import Bus
-    from runtime.settings import Settings
+    from runtime.config.settings import Settings
+    from runtime.core.runtime import Runtime
+    from runtime.wire.bus import Bus
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)

@@ -15,7 +15,7 @@ from typing import Any
 
 import nats
 
-from runtime.servers import EmbeddedNats
+from runtime.host.servers import EmbeddedNats
 
 from . import Env, Report, Row
 

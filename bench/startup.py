@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from runtime.bundle import Bundle
+from runtime.core.bundle import Bundle
 
 from . import Env, Report, Row
 
@@ -32,7 +32,7 @@ BASELINE = """
 import asyncio, sys, tempfile
 from pathlib import Path
 import nats, redis.asyncio as redis
-from runtime.servers import EmbeddedNats, EmbeddedRedis
+from runtime.host.servers import EmbeddedNats, EmbeddedRedis
 
 async def main():
     tmp = Path(tempfile.mkdtemp())
@@ -86,7 +86,7 @@ def rosey_once(folder: Path) -> tuple[float, float, float]:
 
 
 async def deploy_extra(folder: Path, state: dict[str, str]) -> int:
-    from runtime.bus import Bus
+    from runtime.wire.bus import Bus
 
     bus = await Bus.connect(state["nats_url"], reconnect=False)
     try:

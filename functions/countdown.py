@@ -9,7 +9,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from runtime.schedule import Cron, zone
+from runtime.config.cron import Cron, zone
 
 COLLECTION = "countdowns"
 MAX_PER_CHANNEL = 20

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.permissions import rank_name
+from runtime.core.permissions import rank_name
 
 
 def show(event: Any, ctx: Any) -> str | list[str]:

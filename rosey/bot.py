@@ -9,13 +9,13 @@ from typing import Any, cast
 
 from nats.aio.client import Client
 
-from runtime.app import Runtime
-from runtime.bus import Bus
+from runtime.config.manifest import Function
+from runtime.config.settings import Settings
 from runtime.constants import CHAT, PM, SEND_CHAT, SEND_PM
-from runtime.database import DatabaseClient
-from runtime.legacyhost import LegacyPlugins
-from runtime.manifest import Function
-from runtime.settings import Settings
+from runtime.core.runtime import Runtime
+from runtime.database.client import DatabaseClient
+from runtime.legacy.host import LegacyPlugins
+from runtime.wire.bus import Bus
 
 from .localnats import LocalNats
 from .testdb import LazyStore, SessionRedis, TestDatabase

@@ -8,9 +8,9 @@ from typing import Any, cast
 
 from nats.aio.client import Client
 
-from runtime import contract
-from runtime.bus import Bus
-from runtime.compat_event_bus import EventBus, Priority, handling
+from runtime.legacy.event_bus import EventBus, Priority, handling
+from runtime.wire import contract
+from runtime.wire.bus import Bus
 
 from .localnats import LocalNats
 from .testdb import LazyStore, SessionRedis, TestDatabase

@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from runtime.bus import Bus
-from runtime.database import DatabaseService
-from runtime.servers import EmbeddedRedis
-from runtime.store import Store
+from runtime.database.service import DatabaseService
+from runtime.database.store import Store
+from runtime.host.servers import EmbeddedRedis
+from runtime.wire.bus import Bus
 
 
 class SessionRedis:

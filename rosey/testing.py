@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from runtime import coreimport
+from runtime.legacy import coreimport
 
 if TYPE_CHECKING:
-    from runtime.settings import Settings
+    from runtime.config.settings import Settings
 
     from .bot import Bot
     from .mockbus import MockEventBus
@@ -43,7 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _is_plugin_dir(folder: Path, cache: dict[Path, bool] = {}) -> bool:  # noqa: B006 - a cache
     if folder not in cache:
-        from runtime.legacy import is_plugin_dir
+        from runtime.legacy.plugin import is_plugin_dir
 
         cache[folder] = is_plugin_dir(folder)
     return cache[folder]
@@ -140,7 +140,7 @@ def rosey_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionRed
 @pytest.fixture
 def rosey_settings(pytestconfig: pytest.Config, tmp_path: Path) -> Settings:
     """rosey.yaml of the project (pytest's rootdir), with data_dir in the test's tmp_path."""
-    from runtime.settings import Settings, load
+    from runtime.config.settings import Settings, load
 
     path = pytestconfig.rootpath / "rosey.yaml"
     settings = load(path) if path.exists() else Settings().resolve(pytestconfig.rootpath)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .constants import ErrorCode
+from runtime.constants import ErrorCode
 
 
 class RoseyError(Exception):

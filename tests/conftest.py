@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from rosey.testing import mock_event_bus  # noqa: F401 - the plugin guide's tests import it from here
-from runtime.app import Runtime
-from runtime.bus import Bus
-from runtime.servers import EmbeddedNats, EmbeddedRedis
-from runtime.settings import Settings
+from runtime.config.settings import Settings
+from runtime.core.runtime import Runtime
+from runtime.host.servers import EmbeddedNats, EmbeddedRedis
+from runtime.wire.bus import Bus
 from tests.clitools import ROOT
 
 

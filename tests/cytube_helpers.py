@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from runtime.bus import Bus
-from runtime.cytube import Connector
-from runtime.settings import CytubeSettings
+from runtime.config.settings import CytubeSettings
+from runtime.cytube.connector import Connector
+from runtime.wire.bus import Bus
 from tests.fake_cytube import FakeCytube
 
 ACCOUNTS = {"rosey": "secret", "Owner": "hunter2"}

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
 
-from runtime.store import Page
+from runtime.database.store import Page
 
 
 class FakeDb:

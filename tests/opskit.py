@@ -11,10 +11,10 @@ from typing import Any
 
 import aiohttp
 
-from runtime.app import Runtime
-from runtime.bus import Bus
-from runtime.operations import Operations, start_operations
-from runtime.settings import ActivationSettings, CytubeSettings, HttpSettings
+from runtime.config.settings import ActivationSettings, CytubeSettings, HttpSettings
+from runtime.core.runtime import Runtime
+from runtime.ops.operations import Operations, start_operations
+from runtime.wire.bus import Bus
 from tests.clitools import ROOT
 from tests.conftest import MakeRuntime
 

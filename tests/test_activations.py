@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from runtime import activations
-from runtime.activation import Activation
-from runtime.activations import ActivationLog
-from runtime.bus import Bus
+from runtime.config.settings import ActivationSettings
+from runtime.core.activation import Activation
 from runtime.errors import StoreError
-from runtime.servers import free_port
-from runtime.settings import ActivationSettings
+from runtime.host.servers import free_port
+from runtime.ops import records as activations
+from runtime.ops.records import ActivationLog
+from runtime.wire.bus import Bus
 from tests.conftest import MakeRuntime
 from tests.opskit import operations, say, until
 

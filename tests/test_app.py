@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from runtime.app import Runtime
-from runtime.bus import Bus
+from runtime.config.settings import Settings
+from runtime.core.runtime import Runtime
 from runtime.errors import LoadError, RegistryError
-from runtime.settings import Settings
+from runtime.wire.bus import Bus
 from tests.conftest import Chat, MakeRuntime, write_project
 
 ONE = {

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from nats.aio.client import Client
 
-from runtime.bus import Bus
-from runtime.servers import find_binary
-from runtime.settings import NatsSettings
+from runtime.config.settings import NatsSettings
+from runtime.host.servers import find_binary
+from runtime.wire.bus import Bus
 from tests.clitools import ROOT, ROSEY, clean_env, rosey
 from tests.conftest import write_project
 from tests.opskit import CALC, CALC_CODE, WHY, WHY_CODE

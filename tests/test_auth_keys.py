@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from runtime.bus import Bus
+from runtime.config.settings import NatsSettings
 from runtime.errors import BusError
-from runtime.settings import NatsSettings
+from runtime.wire.bus import Bus
 from tests.clitools import rosey
 from tests.conftest import write_project
 from tests.opskit import CALC, CALC_CODE

@@ -1,8 +1,8 @@
 import pytest
 
-from runtime.bus import Bus
 from runtime.errors import BusError
-from runtime.servers import EmbeddedNats, free_port
+from runtime.host.servers import EmbeddedNats, free_port
+from runtime.wire.bus import Bus
 
 
 async def test_runtime_connect_to_nothing_gives_up_with_a_clear_error() -> None:

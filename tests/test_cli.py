@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from runtime.cli import cli
+from runtime.cli.main import cli
 from tests.clitools import ROOT, rosey, start_server
 
 
@@ -123,7 +123,7 @@ def test_validate_reports_broken_manifest(project: Path) -> None:
 
 
 def test_unreachable_nats_is_a_clear_error(project: Path) -> None:
-    from runtime.servers import free_port
+    from runtime.host.servers import free_port
 
     (project / "rosey.yaml").write_text(f"nats: {{url: 'nats://127.0.0.1:{free_port()}'}}\n")
     result = rosey(project, "invoke", "roll")
@@ -135,7 +135,7 @@ def test_unreachable_nats_is_a_clear_error(project: Path) -> None:
 async def test_sigterm_drains_in_flight_work_and_announces_shutdown(project: Path) -> None:
     import asyncio
 
-    from runtime.bus import Bus
+    from runtime.wire.bus import Bus
 
     (project / "manifests" / "slow.yaml").write_text(
         'name: slow\nversion: "1.0.0"\ndescription: s\nhandler: "slow:f"\ncommands:\n  slow: {}\n'

@@ -12,8 +12,8 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from runtime import coreimport
 from runtime.errors import ContractError
+from runtime.legacy import coreimport
 
 coreimport.install()
 from core.event_bus import Event, EventBus, Priority  # noqa: E402 - needs the finder first
@@ -115,7 +115,7 @@ def test_core_event_bus_in_a_fresh_process(tmp_path: Path) -> None:
     ours = subprocess.run(
         [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     )
-    assert ours.stdout.strip() == "runtime.compat_event_bus"
+    assert ours.stdout.strip() == "runtime.legacy.event_bus"
     (tmp_path / "core").mkdir()
     (tmp_path / "core" / "__init__.py").write_text("")
     (tmp_path / "core" / "event_bus.py").write_text("EventBus = Event = Priority = None\n")

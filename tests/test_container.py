@@ -10,7 +10,7 @@ from pathlib import PurePosixPath
 
 import yaml
 
-from runtime import settings as settings_module
+from runtime.config import settings as settings_module
 from tests.clitools import ROOT
 
 

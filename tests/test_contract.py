@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime import contract
 from runtime.errors import ContractError
+from runtime.wire import contract
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime import contract
+from runtime.wire import contract
 
 # Values near the contract's edges: bounds, bools among numbers, control characters, nesting.
 edges = st.sampled_from(

@@ -3,8 +3,8 @@ import re
 import pytest
 import socketio
 
-from runtime.bus import Bus
 from runtime.errors import ConnectorError, LoginError
+from runtime.wire.bus import Bus
 from tests.clitools import ROOT
 from tests.conftest import MakeRuntime
 from tests.cytube_helpers import MakeConnector, MakeFake, Watch, fake, make_connector, make_fake

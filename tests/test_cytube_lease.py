@@ -2,8 +2,8 @@ import uuid
 
 import redis.asyncio as aioredis
 
-from runtime.bus import Bus
-from runtime.lease import RedisLease, make_lease
+from runtime.cytube.lease import RedisLease, make_lease
+from runtime.wire.bus import Bus
 from tests.cytube_helpers import MakeConnector, MakeFake, Watch, make_connector, make_fake
 
 __all__ = ["make_connector", "make_fake"]  # fixtures

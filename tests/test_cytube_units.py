@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.cyevents import ChannelState, server_rank, strip_html
-from runtime.sendqueue import (
+from runtime.cytube.events import ChannelState, server_rank, strip_html
+from runtime.cytube.sendqueue import (
     ZWSP,
     Outgoing,
     Refused,

@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from nats.aio.msg import Msg
 
-from runtime import manifest
-from runtime.bus import Bus
+from runtime.config import manifest
 from runtime.constants import MAX_PAYLOAD, ErrorCode
-from runtime.database import DatabaseClient, DatabaseFailure, DatabaseService
+from runtime.database.client import DatabaseClient
+from runtime.database.service import DatabaseFailure, DatabaseService
+from runtime.database.store import Store
 from runtime.errors import CollectionDenied, ContractError, ManifestError, StoreError
-from runtime.servers import EmbeddedRedis
-from runtime.store import Store
+from runtime.host.servers import EmbeddedRedis
+from runtime.wire.bus import Bus
 
 
 @pytest.fixture

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from runtime.bus import Bus
-from runtime.database import DatabaseService
-from runtime.dbcli import db
+from runtime.cli.db import db
+from runtime.config.settings import Settings
+from runtime.database.service import DatabaseService
+from runtime.database.store import Store
 from runtime.errors import ConfigError
-from runtime.servers import free_port
-from runtime.service import nats_url as find_nats_url
-from runtime.settings import Settings
-from runtime.store import Store
+from runtime.host.instance import nats_url as find_nats_url
+from runtime.host.servers import free_port
+from runtime.wire.bus import Bus
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from runtime.app import Runtime
-from runtime.bundle import Bundle
-from runtime.bus import Bus
-from runtime.deploy import DeployService
-from runtime.versions import Versions
+from runtime.core.bundle import Bundle
+from runtime.core.runtime import Runtime
+from runtime.deploy.service import DeployService
+from runtime.deploy.versions import Versions
+from runtime.wire.bus import Bus
 from tests.conftest import Chat, write_project
 
 TOKEN = "s3cret"

@@ -10,8 +10,8 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from runtime import manifest
-from runtime.bus import Bus
+from runtime.config import manifest
+from runtime.wire.bus import Bus
 from tests.conftest import Chat, MakeRuntime, write_project
 from tests.opskit import CALC, CALC_CODE, Operate, operations, until
 

@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from runtime.bus import Bus
-from runtime.servers import EmbeddedNats
+from runtime.host.servers import EmbeddedNats
+from runtime.wire.bus import Bus
 from tests.clitools import ROSEY, clean_env, start_server
 from tests.conftest import Chat, MakeRuntime
 

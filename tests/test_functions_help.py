@@ -1,8 +1,8 @@
 from types import SimpleNamespace
 
 from functions import help as help_fn
-from runtime.manifest import parse
-from runtime.registry import Registry
+from runtime.config.manifest import parse
+from runtime.core.registry import Registry
 
 REGISTRY = Registry(
     [

@@ -10,12 +10,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from redis.asyncio import Redis
 
-from runtime.bus import Bus
-from runtime.cooldowns import SharedCooldowns
-from runtime.database import DatabaseClient, DatabaseService
-from runtime.manifest import Command, parse
-from runtime.schedule import Cron, Scheduler, next_due
-from runtime.store import Store
+from runtime.config.cron import Cron, next_due
+from runtime.config.manifest import Command, parse
+from runtime.core.cooldowns import SharedCooldowns
+from runtime.core.schedule import Scheduler
+from runtime.database.client import DatabaseClient
+from runtime.database.service import DatabaseService
+from runtime.database.store import Store
+from runtime.wire.bus import Bus
 from tests.clitools import ROOT
 from tests.conftest import Chat, MakeRuntime
 

@@ -4,8 +4,8 @@ from typing import Any
 
 from functions import eightball, fortune, stats
 from functions import help as help_fn
-from runtime.manifest import parse
-from runtime.registry import Registry
+from runtime.config.manifest import parse
+from runtime.core.registry import Registry
 from tests.fnkit import FakeCtx, ev
 
 

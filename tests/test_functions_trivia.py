@@ -107,7 +107,7 @@ def test_bad_input() -> None:
 
 
 def test_a_deploy_bundles_the_question_bank() -> None:
-    from runtime import bundle
+    from runtime.core import bundle
     from tests.clitools import ROOT
 
     built = bundle.build(ROOT / "manifests" / "trivia.yaml", ROOT / "functions")

@@ -7,10 +7,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime import contract, manifest
-from runtime import settings as rosey_settings
+from runtime.config import manifest
+from runtime.config import settings as rosey_settings
+from runtime.core.router import parse
 from runtime.errors import ConfigError, ContractError, ManifestError
-from runtime.router import parse
+from runtime.wire import contract
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),

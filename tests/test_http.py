@@ -6,10 +6,10 @@ import socket
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from runtime.activation import Activation
+from runtime.core.activation import Activation
 from runtime.errors import HttpError
-from runtime.http import HttpServer, parse_listen
-from runtime.metrics import Metrics
+from runtime.ops.http import HttpServer, parse_listen
+from runtime.ops.metrics import Metrics
 from tests.opskit import fetch, fetch_json
 
 

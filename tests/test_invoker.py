@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from runtime.bus import Bus
+from runtime.wire.bus import Bus
 from tests.conftest import Chat, MakeRuntime
 
 CODE = {

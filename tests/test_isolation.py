@@ -8,10 +8,10 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from runtime.app import Runtime
-from runtime.bus import Bus
-from runtime.isolation import Isolated
-from runtime.manifest import parse
+from runtime.config.manifest import parse
+from runtime.core.runtime import Runtime
+from runtime.isolation.host import Isolated
+from runtime.wire.bus import Bus
 from tests.conftest import Chat, MakeRuntime
 
 CODE = {
@@ -206,7 +206,7 @@ async def test_config_default_isolates_every_function(make_runtime: MakeRuntime,
     manifest = {"iso": text.replace("    memory: 128MB\n", "")}
     runtime = await make_runtime(manifest, CODE)
     assert not isinstance(runtime.invokers["iso"].code, Isolated)
-    from runtime.settings import IsolationSettings
+    from runtime.config.settings import IsolationSettings
 
     isolated = await make_runtime(
         manifest, CODE, settings={"isolation": IsolationSettings(default="process")}

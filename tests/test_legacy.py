@@ -15,16 +15,18 @@ from typing import Any
 
 import pytest
 
-from runtime import bundle, legacy
-from runtime.app import Runtime
-from runtime.bus import Bus
-from runtime.database import DatabaseService
-from runtime.deploy import DeployService
+from runtime.config.settings import PluginsSettings
+from runtime.core import bundle
+from runtime.core.runtime import Runtime
+from runtime.database.service import DatabaseService
+from runtime.database.store import Store
+from runtime.deploy import collect
+from runtime.deploy.service import DeployService
+from runtime.deploy.versions import Versions
 from runtime.errors import ConfigError, DeployError
-from runtime.legacyhost import LegacyPlugins
-from runtime.settings import PluginsSettings
-from runtime.store import Store
-from runtime.versions import Versions
+from runtime.legacy import plugin as legacy
+from runtime.legacy.host import LegacyPlugins
+from runtime.wire.bus import Bus
 from tests.conftest import Chat, MakeRuntime
 
 PLUGINS = Path(__file__).parent / "legacy_plugins"
@@ -195,7 +197,7 @@ async def test_rosey_deploy_hot_swaps_a_plugin_under_load(
         await asyncio.sleep(0.03)
         echo_plugin(folder, version)
         # The path `rosey deploy plugins/echo` takes: bundle.collect → a legacy bundle.
-        [shipped] = bundle.collect([folder], tmp_path / "none", tmp_path / "none")
+        [shipped] = collect.collect([folder], tmp_path / "none", tmp_path / "none")
         assert legacy.is_legacy(shipped) and shipped.version == version
         reply = await deploy(bus, shipped)
         assert reply["success"], reply
@@ -263,10 +265,10 @@ async def test_failed_deploy_keeps_the_old_plugin(
             + "\nasync def start(event_bus):\n    raise TypeError('boom')\n"
         )
     if "start = None" in broken:
-        bundle.collect([bad], tmp_path, tmp_path)  # it imports: only the runtime finds out
+        collect.collect([bad], tmp_path, tmp_path)  # it imports: only the runtime finds out
     else:
         with pytest.raises(DeployError, match=expected.split(" at ")[0]):
-            bundle.collect([bad], tmp_path, tmp_path)  # the deploying side refuses it already
+            collect.collect([bad], tmp_path, tmp_path)  # the deploying side refuses it already
     function = legacy.function_of(
         {"name": "echo", "version": "2.0.0", "commands": ["echo"]}, {}, "x"
     )
@@ -279,7 +281,7 @@ async def test_failed_deploy_keeps_the_old_plugin(
 
 
 async def test_collect_bundles_every_plugin_of_a_folder(tmp_path: Path) -> None:
-    shipped = bundle.collect([PLUGINS], tmp_path, tmp_path, plugin_ranks={"delquote": 3})
+    shipped = collect.collect([PLUGINS], tmp_path, tmp_path, plugin_ranks={"delquote": 3})
     assert sorted(b.name for b in shipped) == ["fortune", "my-plugin", "quote-db", "simple-plugin"]
     quotes = next(b for b in shipped if b.name == "quote-db")
     function = quotes.function()  # a valid external manifest: plans, history and restarts use it

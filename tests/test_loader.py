@@ -4,9 +4,9 @@ from textwrap import dedent
 
 import pytest
 
-from runtime import loader
+from runtime.config.manifest import Function, parse
+from runtime.core import loader
 from runtime.errors import LoadError
-from runtime.manifest import Function, parse
 
 
 def function(handler: str = "mod:f") -> Function:

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 from redis.asyncio import Redis
 
-from runtime.activation import Activation
-from runtime.activations import ActivationLog
-from runtime.logscli import logs
-from runtime.settings import ActivationSettings
+from runtime.cli.logs import logs
+from runtime.config.settings import ActivationSettings
+from runtime.core.activation import Activation
+from runtime.ops.records import ActivationLog
 from tests.clitools import ROOT, clean_env
 
 
@@ -90,7 +90,7 @@ async def test_follow_prints_new_records(config: tuple[Path, str], redis_url: st
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        "from runtime.logscli import logs; logs()",
+        "from runtime.cli.logs import logs; logs()",
         "--config",
         str(path),
         "--follow",

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from runtime import logsetup
+from runtime.config.settings import CytubeSettings, NatsSettings, RedisSettings, Settings
 from runtime.errors import ConfigError
-from runtime.logsetup import JsonFormatter, Redactor, TextFormatter
-from runtime.settings import CytubeSettings, NatsSettings, RedisSettings, Settings
+from runtime.ops import logsetup
+from runtime.ops.logsetup import JsonFormatter, Redactor, TextFormatter
 from tests.clitools import rosey
 from tests.conftest import Chat, MakeRuntime, write_project
 

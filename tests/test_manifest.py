@@ -3,7 +3,7 @@ from textwrap import dedent
 
 import pytest
 
-from runtime import manifest
+from runtime.config import manifest
 from runtime.errors import ManifestError
 
 GOOD = """\

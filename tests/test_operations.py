@@ -11,9 +11,9 @@ import nats
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from runtime.bus import Bus
-from runtime.servers import free_port
-from runtime.settings import CytubeSettings
+from runtime.config.settings import CytubeSettings
+from runtime.host.servers import free_port
+from runtime.wire.bus import Bus
 from tests.clitools import ROSEY, clean_env
 from tests.conftest import Chat, MakeRuntime, write_project
 from tests.opskit import (

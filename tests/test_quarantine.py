@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.activation import Activation
-from runtime.bus import Bus
-from runtime.deploycli import _enable
-from runtime.quarantine import Breaker, EnableService
-from runtime.settings import DeploySettings, NatsSettings, Settings
+from runtime.cli.deploy import _enable
+from runtime.config.settings import DeploySettings, NatsSettings, Settings
+from runtime.core.activation import Activation
+from runtime.core.breaker import Breaker
+from runtime.ops.enable import EnableService
+from runtime.wire.bus import Bus
 from tests.conftest import Chat, MakeRuntime
 
 CODE = {

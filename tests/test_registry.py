@@ -1,8 +1,8 @@
 import pytest
 
+from runtime.config.manifest import parse
+from runtime.core.registry import Registry
 from runtime.errors import RegistryError
-from runtime.manifest import parse
-from runtime.registry import Registry
 
 
 def fn(name: str, **commands: dict[str, object]) -> object:

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.bus import Bus
-from runtime.router import parse
+from runtime.core.router import parse
+from runtime.wire.bus import Bus
 from tests.conftest import Chat, MakeRuntime
 
 ECHO = {

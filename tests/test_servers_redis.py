@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from runtime.servers import START_TIMEOUT, EmbeddedRedis, find_binary, free_port
-from runtime.store import Store
+from runtime.database.store import Store
+from runtime.host.servers import START_TIMEOUT, EmbeddedRedis, find_binary, free_port
 
 CHILD = """
 import asyncio, sys
 from pathlib import Path
-from runtime.servers import EmbeddedRedis
-from runtime.store import Store
+from runtime.host.servers import EmbeddedRedis
+from runtime.database.store import Store
 
 redis = EmbeddedRedis(Path(sys.argv[1]))
 url = redis.start()

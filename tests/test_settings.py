@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime import settings
+from runtime.config import settings
 from runtime.errors import ConfigError
 
 
@@ -112,7 +112,7 @@ def test_env_keys_cover_nested_sections() -> None:
 
 
 def test_nats_credentials_become_connect_options(tmp_path: Path) -> None:
-    from runtime.bus import auth_options
+    from runtime.wire.natsauth import auth_options
 
     path = write(
         tmp_path,

@@ -14,11 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
-from runtime import dbcodec, dbquery, dbscripts
 from runtime.constants import ErrorCode
+from runtime.database import codec as dbcodec
+from runtime.database import query as dbquery
+from runtime.database import scripts as dbscripts
+from runtime.database.store import Store, connect_client
 from runtime.errors import ConfigError, ContractError, StoreError
-from runtime.servers import free_port
-from runtime.store import Store, connect_client
+from runtime.host.servers import free_port
 
 
 def new_name() -> str:

@@ -14,8 +14,8 @@ import pytest
 
 from rosey.bot import Bot
 from rosey.mockbus import MockEventBus
+from runtime.config.settings import PluginsSettings, Settings
 from runtime.errors import ContractError
-from runtime.settings import PluginsSettings, Settings
 from tests.clitools import ROOT
 from tests.conftest import write_project
 
@@ -110,7 +110,7 @@ async def test_bot_runs_functions_and_plugins(bot: Bot) -> None:
 
 
 async def test_bot_on_the_repositorys_own_project(tmp_path: Path, rosey_redis: object) -> None:
-    from runtime.settings import load
+    from runtime.config.settings import load
 
     settings = load(ROOT / "rosey.yaml")
     settings.data_dir = tmp_path

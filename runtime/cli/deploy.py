@@ -1,0 +1,350 @@
+"""`rosey deploy`, `rollback`, `remove`, `dev` and `ls`: thin commands over bundles and NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runtime.cli.options import config_option, json_option, settings_or_exit
+from runtime.config.settings import Settings
+from runtime.constants import DEPLOY, ENABLE, STATUS
+from runtime.core.bundle import Bundle
+from runtime.deploy import check, collect
+from runtime.errors import ConfigError, RoseyError
+from runtime.host import instance as instances
+from runtime.wire.bus import Bus
+
+
+def _token(settings: Settings) -> str:
+    if settings.deploy.token:
+        return settings.deploy.token
+    instance = instances.find(settings)
+    return instance.token if instance else ""
+
+
+async def _connect(settings: Settings) -> Bus:
+    return await Bus.connect(
+        instances.nats_url(settings), name="rosey-cli", reconnect=False, auth=settings.nats
+    )
+
+
+async def gather_status(bus: Bus, window: float = 0.3) -> list[dict[str, Any]]:
+    """Every running runtime's status (they all answer rosey.status)."""
+    inbox = bus.nc.new_inbox()
+    answers: list[dict[str, Any]] = []
+
+    async def collect(msg: Any) -> None:
+        answers.append(json.loads(msg.data)["data"])
+
+    sub = await bus.nc.subscribe(inbox, cb=collect)
+    await bus.nc.publish(STATUS, b"{}", reply=inbox)
+    await bus.flush()
+    await asyncio.sleep(window)
+    await sub.unsubscribe()
+    return answers
+
+
+def plan(bundles: list[Bundle], current: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """What deploying `bundles` would change, function by function."""
+    rows = []
+    for b in bundles:
+        f = b.function()
+        now = current.get(b.name)
+        commands = {c.name: c.rank for c in f.commands.values()}
+        before: dict[str, float] = now["commands"] if now else {}
+        row: dict[str, Any] = {
+            "name": b.name,
+            "version": b.version,
+            "old_version": now["version"] if now else None,
+            "change": "new"
+            if now is None
+            else ("unchanged" if now.get("hash") == b.hash else "update"),
+            "commands_added": sorted(set(commands) - set(before)),
+            "commands_removed": sorted(set(before) - set(commands)),
+            "rank_changes": {
+                c: [before[c], commands[c]]
+                for c in sorted(set(commands) & set(before))
+                if before[c] != commands[c]
+            },
+            "subjects": [s.subject for s in f.subjects],
+            "collections_added": sorted(
+                set(f.collections) - set(now["collections"] if now else [])
+            ),
+        }
+        lowered = [c for c, (old, new) in row["rank_changes"].items() if new < old]
+        row["needs_yes"] = bool(lowered or row["collections_added"])
+        rows.append(row)
+    return rows
+
+
+def _describe(row: dict[str, Any]) -> str:
+    parts = [f"{row['name']}: {row['old_version'] or '(new)'} → {row['version']} ({row['change']})"]
+    if row["commands_added"]:
+        parts.append("adds " + ", ".join("!" + c for c in row["commands_added"]))
+    if row["commands_removed"]:
+        parts.append("removes " + ", ".join("!" + c for c in row["commands_removed"]))
+    for c, (old, new) in row["rank_changes"].items():
+        parts.append(f"!{c} rank {old:g} → {new:g}")
+    if row["collections_added"]:
+        parts.append("grants collections " + ", ".join(row["collections_added"]))
+    return "; ".join(parts)
+
+
+async def _send(bus: Bus, request: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+    reply: dict[str, Any] = await bus.request(DEPLOY, request, timeout)
+    return reply
+
+
+def _report(name: str, reply: dict[str, Any]) -> str:
+    if not reply.get("success"):
+        return f"{name}: FAILED ({reply.get('error_code')}): {reply.get('error')}; the old version keeps serving"
+    data = reply["data"]
+    if data["status"] == "unchanged":
+        return f"{name}: unchanged ({data['version']})"
+    r = data["report"]
+    peers = data.get("peers", [])
+    failed = [p for p in peers if not p.get("ok")]
+    line = (
+        f"{name}: {r['old_version'] or '(new)'} → {r['new_version'] or '(removed)'} in "
+        f"{r['swap_ms']:.1f} ms, drained {r['drained']}, lost {r['lost']}"
+    )
+    if r["added"]:
+        line += "; added " + ", ".join("!" + c for c in r["added"])
+    if r["removed"]:
+        line += "; removed " + ", ".join("!" + c for c in r["removed"])
+    for c, (old, new) in r["rank_changes"].items():
+        line += f"; !{c} rank {old:g} → {new:g}"
+    line += f"; {len(peers) + 1} runtime(s)"
+    if failed:
+        line += "; NOT applied on " + ", ".join(f"{p['runtime']}: {p.get('error')}" for p in failed)
+    return line
+
+
+@click.command()
+@config_option
+@json_option
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--plan", "plan_only", is_flag=True, help="Show what would change; change nothing.")
+@click.option("--yes", is_flag=True, help="Allow lowering a rank or granting collections.")
+@click.option("--force", is_flag=True, help="Deploy even when unchanged.")
+def deploy(
+    config_path: Path | None,
+    as_json: bool,
+    paths: tuple[Path, ...],
+    plan_only: bool,
+    yes: bool,
+    force: bool,
+) -> None:
+    """Validate, check and hot-swap the functions in PATHS into the running runtime(s)."""
+    settings = settings_or_exit(config_path)
+    try:
+        results = asyncio.run(_deploy(settings, list(paths), plan_only, yes, force, as_json))
+    except RoseyError as e:
+        raise click.ClickException(str(e)) from e
+    if as_json:
+        click.echo(json.dumps(results))
+    if any(not r.get("success", True) for r in results):
+        sys.exit(1)
+
+
+async def _deploy(
+    settings: Settings, paths: list[Path], plan_only: bool, yes: bool, force: bool, quiet: bool
+) -> list[dict[str, Any]]:
+    say = (lambda _: None) if quiet else (lambda text: click.echo(text, err=True))
+    bundles = collect.collect(
+        paths, settings.manifests_dir, settings.functions_dir, settings.plugins.ranks
+    )
+    for b in bundles:
+        say(f"checking {b.name} {b.version} ...")
+        check.precheck(b)
+    bus = await _connect(settings)
+    try:
+        statuses = await gather_status(bus)
+        if not statuses:
+            raise ConfigError("nats", "", "no runtime answered on rosey.status; is `rosey run` up?")
+        current = {f["name"]: f for f in statuses[0]["functions"]}
+        rows = plan(bundles, current)
+        if plan_only:
+            if not quiet:
+                for row in rows:
+                    click.echo(_describe(row) + ("  [needs --yes]" if row["needs_yes"] else ""))
+            return rows
+        risky = [r["name"] for r in rows if r["needs_yes"] and r["change"] != "unchanged"]
+        if risky and not yes:
+            for row in rows:
+                say(_describe(row))
+            raise ConfigError(
+                "deploy",
+                "",
+                f"{', '.join(risky)} lowers a rank or grants "
+                "collections; look at the plan above and add --yes",
+            )
+        token = _token(settings)
+        results = []
+        for b in bundles:
+            say(f"deploying {b.name} {b.version} ...")
+            reply = await _send(
+                bus,
+                {
+                    "token": token,
+                    "action": "deploy",
+                    "bundle": json.loads(b.to_json()),
+                    "force": force,
+                },
+            )
+            results.append({"name": b.name, **reply})
+            if not quiet:
+                click.echo(_report(b.name, reply))
+        return results
+    finally:
+        await bus.close()
+
+
+@click.command()
+@config_option
+@json_option
+@click.argument("name")
+@click.option(
+    "--to", "version", default=None, help="Version to go back to (default: the previous)."
+)
+def rollback(config_path: Path | None, as_json: bool, name: str, version: str | None) -> None:
+    """Serve an earlier deployed version of NAME again."""
+    _one(config_path, as_json, {"action": "rollback", "name": name, "version": version}, name)
+
+
+@click.command()
+@config_option
+@json_option
+@click.argument("name")
+def remove(config_path: Path | None, as_json: bool, name: str) -> None:
+    """Stop serving NAME on every runtime (a later deploy brings it back)."""
+    _one(config_path, as_json, {"action": "remove", "name": name}, name)
+
+
+def _one(config_path: Path | None, as_json: bool, request: dict[str, Any], name: str) -> None:
+    settings = settings_or_exit(config_path)
+
+    async def go() -> dict[str, Any]:
+        bus = await _connect(settings)
+        try:
+            return await _send(bus, {"token": _token(settings), **request})
+        finally:
+            await bus.close()
+
+    try:
+        reply = asyncio.run(go())
+    except RoseyError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(json.dumps(reply) if as_json else _report(name, reply))
+    if not reply.get("success"):
+        sys.exit(1)
+
+
+@click.command(name="ls")
+@config_option
+@json_option
+def list_functions(config_path: Path | None, as_json: bool) -> None:
+    """Functions served by the running runtime(s): version, commands, ranks, counters."""
+    settings = settings_or_exit(config_path)
+
+    async def go() -> list[dict[str, Any]]:
+        bus = await _connect(settings)
+        try:
+            return await gather_status(bus)
+        finally:
+            await bus.close()
+
+    try:
+        statuses = asyncio.run(go())
+    except RoseyError as e:
+        raise click.ClickException(str(e)) from e
+    if as_json:
+        click.echo(json.dumps(statuses))
+        return
+    for status in statuses:
+        click.echo(f"runtime {status['runtime']} (pid {status['pid']})")
+        for f in status["functions"]:
+            commands = " ".join(f"!{c}({r:g})" for c, r in f["commands"].items())
+            counters = (
+                f"{f.get('invocations', 0)} calls, {f.get('errors', 0)} errors, "
+                f"{f.get('timeouts', 0)} timeouts"
+            )
+            click.echo(
+                f"  {f['name']:<12} {f['version']:<8} {f['status']:<8} {commands}  {counters}"
+            )
+
+
+@click.command()
+@config_option
+def dev(config_path: Path | None) -> None:
+    """Watch functions/ and manifests/ and deploy what changes on every save."""
+    from watchfiles import awatch
+
+    settings = settings_or_exit(config_path)
+
+    async def watch() -> None:
+        click.echo(f"watching {settings.functions_dir} and {settings.manifests_dir}", err=True)
+        async for changes in awatch(settings.functions_dir, settings.manifests_dir):
+            paths = _changed_sources(changes)
+            if not paths:
+                continue
+            try:
+                await _deploy(settings, paths, plan_only=False, yes=True, force=False, quiet=False)
+            except RoseyError as e:
+                click.echo(f"not deployed: {e}", err=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(watch())
+
+
+def _changed_sources(changes: set[tuple[Any, str]]) -> list[Path]:
+    suffixes = (".py", ".yaml", ".yml")
+    return sorted({Path(p) for _, p in changes if Path(p).exists() and Path(p).suffix in suffixes})
+
+
+@click.command()
+@config_option
+@json_option
+@click.argument("name")
+def enable(config_path: Path | None, as_json: bool, name: str) -> None:
+    """Resume a function paused (quarantined) after repeated failures, in every runtime."""
+    settings = settings_or_exit(config_path)
+    try:
+        answers = asyncio.run(_enable(settings, name))
+    except RoseyError as e:
+        raise click.ClickException(str(e)) from e
+    if as_json:
+        click.echo(json.dumps(answers))
+    refused = [a for a in answers if not a.get("success")]
+    if refused:
+        raise click.ClickException(f"{refused[0].get('error_code')}: {refused[0].get('error')}")
+    if not answers:
+        raise click.ClickException(f"no running runtime serves {name!r}")
+    if not as_json:
+        resumed = sum(1 for a in answers if a["data"].get("resumed"))
+        click.echo(f"{name}: resumed on {resumed} of {len(answers)} runtime(s)")
+
+
+async def _enable(settings: Settings, name: str, window: float = 0.5) -> list[dict[str, Any]]:
+    bus = await _connect(settings)
+    try:
+        inbox = bus.nc.new_inbox()
+        answers: list[dict[str, Any]] = []
+
+        async def collect(msg: Any) -> None:
+            answers.append(json.loads(msg.data))
+
+        sub = await bus.nc.subscribe(inbox, cb=collect)
+        await bus.publish(ENABLE, {"name": name, "token": _token(settings)}, reply=inbox)
+        await bus.flush()
+        await asyncio.sleep(window)
+        await sub.unsubscribe()
+        return answers
+    finally:
+        await bus.close()

@@ -1,0 +1,209 @@
+"""The `rosey` command: one click group, thin subcommands over library functions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runtime import __version__
+from runtime.cli import db as dbcli
+from runtime.cli import deploy as deploycli
+from runtime.cli import logs as logscli
+from runtime.cli.options import config_option, json_option, settings_or_exit
+from runtime.config import manifest
+from runtime.config.settings import Settings
+from runtime.constants import command_subject
+from runtime.core.permissions import check_rank, rank_name
+from runtime.core.registry import Registry
+from runtime.errors import RoseyError
+from runtime.host import instance as instances
+from runtime.host import serve as service
+from runtime.ops import logsetup
+from runtime.wire import contract
+from runtime.wire.bus import Bus
+
+
+def _fail(error: RoseyError) -> click.ClickException:
+    return click.ClickException(str(error))
+
+
+def _logging(level: str, fmt: str = "text", secrets: Iterable[str] = ()) -> None:
+    # Text or JSON lines (runtime/logsetup.py), with the configured secrets masked.
+    try:
+        logsetup.setup(level, fmt, secrets)
+    except RoseyError as e:
+        raise _fail(e) from e
+
+
+@click.group()
+@click.version_option(__version__, prog_name="rosey")
+def cli() -> None:
+    """Rosey: plain Python functions, declared in YAML manifests, serving a CyTube channel."""
+
+
+@cli.command()
+@config_option
+@click.option("--rank", type=float, default=0, show_default=True, help="Console user's rank.")
+@click.option("--user", default="console", show_default=True, help="Console user's name.")
+@click.option(
+    "--console/--no-console",
+    default=True,
+    help="Chat on standard input when there is no cytube section.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(logsetup.FORMATS),
+    default=None,
+    help="Log lines as text (default) or JSON objects (log_format in rosey.yaml).",
+)
+def run(
+    config_path: Path | None, rank: float, user: str, console: bool, log_format: str | None
+) -> None:
+    """Start Rosey (embedded NATS when none is configured; console chat without cytube)."""
+    settings = settings_or_exit(config_path)
+    _logging(settings.log_level, log_format or settings.log_format, logsetup.secrets_of(settings))
+    try:
+        code = asyncio.run(service.serve(settings, rank=rank, user=user, console_chat=console))
+    except RoseyError as e:
+        raise _fail(e) from e
+    sys.exit(code)
+
+
+@cli.command()
+@config_option
+@click.option(
+    "--log-format",
+    type=click.Choice(logsetup.FORMATS),
+    default=None,
+    help="Log lines as text (default) or JSON objects (log_format in rosey.yaml).",
+)
+def worker(config_path: Path | None, log_format: str | None) -> None:
+    """Serve functions only (no connector, router or console), sharing each function's queue
+    group with every other runtime and worker: on the configured NATS and Redis, or on those of
+    the `rosey run` of this folder."""
+    settings = settings_or_exit(config_path)
+    _logging(settings.log_level, log_format or settings.log_format, logsetup.secrets_of(settings))
+    try:
+        code = asyncio.run(service.serve(settings, console_chat=False, worker=True))
+    except RoseyError as e:
+        raise _fail(e) from e
+    sys.exit(code)
+
+
+@cli.command()
+@config_option
+@json_option
+def validate(config_path: Path | None, as_json: bool) -> None:
+    """Check every manifest (and that their commands do not clash) without starting anything."""
+    settings = settings_or_exit(config_path)
+    try:
+        registry = Registry(manifest.load_dir(settings.manifests_dir))
+    except RoseyError as e:
+        raise _fail(e) from e
+    if as_json:
+        click.echo(json.dumps({"valid": True, "functions": [f.name for f in registry]}))
+    else:
+        click.echo(f"{len(registry)} manifests valid: {', '.join(f.name for f in registry)}")
+
+
+@cli.command()
+@config_option
+@json_option
+@click.argument("command")
+@click.argument("args", nargs=-1)
+@click.option("--rank", type=float, default=0, show_default=True)
+@click.option("--user", default="console", show_default=True)
+@click.option("--timeout", type=float, default=None, help="Seconds to wait for the reply.")
+def invoke(
+    config_path: Path | None,
+    as_json: bool,
+    command: str,
+    args: tuple[str, ...],
+    rank: float,
+    user: str,
+    timeout: float | None,
+) -> None:
+    """Run one command and print the reply (against the running instance, or a private one)."""
+    settings = settings_or_exit(config_path)
+    _logging("WARNING")
+    try:
+        reply = asyncio.run(_invoke(settings, command, list(args), rank, user, timeout))
+    except RoseyError as e:
+        raise _fail(e) from e
+    if as_json:
+        click.echo(json.dumps(reply))
+    elif reply.get("success"):
+        for line in (reply.get("data") or {}).get("replies", []):
+            click.echo(line)
+    else:
+        raise click.ClickException(f"{reply.get('error_code')}: {reply.get('error')}")
+    if not reply.get("success"):
+        sys.exit(1)
+
+
+async def _invoke(
+    settings: Settings, word: str, args: list[str], rank: float, user: str, timeout: float | None
+) -> dict[str, Any]:
+    registry = Registry(manifest.load_dir(settings.manifests_dir))
+    route = registry.resolve(word.lstrip(settings.command_prefix))
+    if route is None:
+        raise click.ClickException(f"no function has a command {word!r} (see `rosey ls`)")
+    try:
+        check_rank(route.command, rank)
+    except RoseyError as e:
+        return contract.failure(e.code, f"{e} ({rank_name(route.command.rank)} or higher)")
+    payload = {
+        "command": route.command.name,
+        "args": args,
+        "user": user,
+        "rank": rank,
+        "channel": settings.channel,
+        "raw_message": " ".join([settings.command_prefix + word, *args]),
+    }
+    wait = timeout or route.function.timeout + 1.0
+    running = settings.nats.url or (instances.find(settings) and instances.nats_url(settings))
+    if running:
+        bus = await Bus.connect(
+            str(running), name="rosey-invoke", reconnect=False, auth=settings.nats
+        )
+        try:
+            reply: dict[str, Any] = await bus.request(
+                command_subject(route.function.name), payload, wait
+            )
+            return reply
+        finally:
+            await bus.close()
+    return await service.invoke_once(settings, route.function.name, payload, wait)
+
+
+@cli.command(name="contract")
+@click.option("--markdown", is_flag=True, help="Print docs/contracts.md.")
+def show_contract(markdown: bool) -> None:
+    """Print the NATS contract's JSON Schemas (or the generated Markdown)."""
+    if markdown:
+        click.echo(contract.render_markdown(), nl=False)
+    else:
+        click.echo(json.dumps(contract.specs(), indent=2))
+
+
+for command in (
+    dbcli.db,
+    deploycli.deploy,
+    deploycli.rollback,
+    deploycli.remove,
+    deploycli.dev,
+    deploycli.list_functions,
+    deploycli.enable,
+    logscli.logs,
+):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli()

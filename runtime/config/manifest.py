@@ -1,0 +1,351 @@
+"""Manifests: the only YAML parser in Rosey, and the `Function` built from each manifest."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runtime import schemas
+from runtime.config import cron as schedule
+from runtime.constants import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_QUARANTINE_FAILURES,
+    DEFAULT_QUARANTINE_WINDOW,
+    DEFAULT_TIMEOUT,
+)
+from runtime.errors import ManifestError
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    rank: float = 0
+    aliases: tuple[str, ...] = ()
+    usage: str = ""
+    help: str = ""
+    handler: str | None = None
+    cooldown: float = 0.0
+    # Cooldown scope (`user`, `channel` or `global`) and the rank from which users are exempt
+    # (None: nobody is).
+    cooldown_per: str = "user"
+    cooldown_exempt: float | None = 2
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A `schedules` entry: fire `handler` every `every` seconds or on a `cron` time."""
+
+    name: str
+    handler: str | None = None
+    every: float | None = None
+    cron: str | None = None
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class ListenSpec:
+    """The `listen` declaration: the handler of plain chat lines while ctx.listen() is on."""
+
+    handler: str | None = None
+    max_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class SubjectSpec:
+    subject: str
+    handler: str | None = None
+
+
+@dataclass(frozen=True)
+class Example:
+    input: str
+    expect: str
+    rank: float = 0
+
+
+@dataclass(frozen=True)
+class Function:
+    """A function as its manifest declares it; the routing table is built from these."""
+
+    name: str
+    version: str
+    description: str
+    handler: str | None = None
+    commands: Mapping[str, Command] = field(default_factory=dict)
+    subjects: tuple[SubjectSpec, ...] = ()
+    timeout: float = DEFAULT_TIMEOUT
+    concurrency: int = DEFAULT_CONCURRENCY
+    collections: tuple[str, ...] = ()
+    indexes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    config: Mapping[str, Any] = field(default_factory=dict)
+    examples: tuple[Example, ...] = ()
+    schedules: tuple[ScheduleSpec, ...] = ()
+    listen: ListenSpec | None = None
+    # None: the `isolation.default` setting decides; "none" runs in the runtime's process.
+    isolation: str | None = None
+    memory: int = 0  # bytes a process-isolated worker may use; 0: no limit
+    quarantine_failures: int = DEFAULT_QUARANTINE_FAILURES
+    quarantine_window: float = DEFAULT_QUARANTINE_WINDOW
+    source: str = "<memory>"
+
+    @property
+    def external(self) -> bool:
+        """True when another process answers on plugin.<name>.command."""
+        return self.handler is None and not any(c.handler for c in self.commands.values())
+
+    def handler_for(self, command: str) -> str | None:
+        spec = self.commands.get(command)
+        return (spec.handler if spec else None) or self.handler
+
+    def handler_targets(self) -> set[str]:
+        """Every `module:function` this function's code must provide."""
+        targets = {c.handler or self.handler for c in self.commands.values()}
+        targets |= {s.handler or self.handler for s in self.subjects}
+        targets |= {s.handler or self.handler for s in self.schedules}
+        if self.listen:
+            targets.add(self.listen.handler or self.handler)
+        if self.handler:
+            targets.add(self.handler)
+        return {t for t in targets if t}
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys, which YAML otherwise resolves silently."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def display_path(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse one YAML file; syntax errors name the line and column."""
+    source = display_path(path)
+    try:
+        text = path.read_text("utf-8")
+    except OSError as e:
+        raise ManifestError(source, [f"cannot read: {e.strerror or e}"]) from e
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ManifestError(source, [f"{where}YAML syntax error: {e.problem or e}"]) from e
+    except yaml.YAMLError as e:
+        raise ManifestError(source, [f"YAML syntax error: {e}"]) from e
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text for generated manifests (legacy plugin bundles)."""
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def parse(data: Any, source: str = "<memory>") -> Function:
+    """Validate a manifest already read into Python values and build its Function."""
+    if data is None:
+        raise ManifestError(source, ["the file is empty; expected name, version and description"])
+    check = schemas.validator("manifest.json")
+    found = schemas.problems(check, data)
+    if found:
+        raise ManifestError(source, found)
+    found = _semantic_problems(data)
+    if found:
+        raise ManifestError(source, found)
+    commands = {
+        name: Command(
+            name=name,
+            rank=spec.get("rank", 0),
+            aliases=tuple(spec.get("aliases", ())),
+            usage=spec.get("usage", ""),
+            help=spec.get("help", ""),
+            handler=spec.get("handler"),
+            **_cooldown(spec.get("cooldown", 0)),
+        )
+        for name, spec in (data.get("commands") or {}).items()
+    }
+    listen = data.get("listen")
+    return Function(
+        name=data["name"],
+        version=data["version"],
+        description=data["description"],
+        handler=data.get("handler"),
+        commands=commands,
+        subjects=tuple(
+            SubjectSpec(s["subject"], s.get("handler")) for s in data.get("subjects", ())
+        ),
+        timeout=float(data.get("timeout", DEFAULT_TIMEOUT)),
+        concurrency=int(data.get("concurrency", DEFAULT_CONCURRENCY)),
+        collections=tuple(data.get("collections", ())),
+        indexes={c: tuple(f) for c, f in (data.get("indexes") or {}).items()},
+        config=dict(data.get("config") or {}),
+        examples=tuple(
+            Example(e["input"], e["expect"], e.get("rank", 0)) for e in data.get("examples", ())
+        ),
+        schedules=tuple(
+            ScheduleSpec(
+                name=s.get("name") or f"schedule{i}",
+                handler=s.get("handler"),
+                every=schedule.parse_every(s["every"]) if "every" in s else None,
+                cron=s.get("cron"),
+                timezone=s.get("timezone", "UTC"),
+            )
+            for i, s in enumerate(data.get("schedules", ()))
+        ),
+        listen=(
+            ListenSpec(listen.get("handler"), float(listen.get("max_seconds", 300)))
+            if listen is not None
+            else None
+        ),
+        isolation=data.get("isolation"),
+        memory=parse_size(data["memory"]) if "memory" in data else 0,
+        quarantine_failures=int(
+            (data.get("quarantine") or {}).get("failures", DEFAULT_QUARANTINE_FAILURES)
+        ),
+        quarantine_window=float(
+            (data.get("quarantine") or {}).get("window", DEFAULT_QUARANTINE_WINDOW)
+        ),
+        source=source,
+    )
+
+
+_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """A size such as "256MB", "256M" or "256MiB" in bytes (binary units, as memory is counted)."""
+    match = re.fullmatch(r"([1-9][0-9]*)\s*([KMG])i?B?", text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a size such as 256MB")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _cooldown(value: float | dict[str, Any]) -> dict[str, Any]:
+    """The number form is seconds per user; the object form says per what and who is exempt."""
+    if not isinstance(value, dict):
+        return {"cooldown": float(value)}
+    return {
+        "cooldown": float(value.get("seconds", 0)),
+        "cooldown_per": value.get("per", "user"),
+        "cooldown_exempt": value.get("exempt_rank", 2),
+    }
+
+
+def _semantic_problems(data: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+    commands: dict[str, dict[str, Any]] = data.get("commands") or {}
+    subjects: list[dict[str, Any]] = data.get("subjects") or []
+    top = data.get("handler")
+    local = bool(top) or any("handler" in c for c in commands.values())
+    names: dict[str, str] = {name: name for name in commands}
+    for name, spec in commands.items():
+        if local and not (spec.get("handler") or top):
+            found.append(
+                f"commands.{name}.handler: required, since the manifest has no top-level handler"
+            )
+        for alias in spec.get("aliases", ()):
+            if alias in names:
+                other = names[alias]
+                found.append(
+                    f"commands.{name}.aliases: {alias!r} is already "
+                    + ("a command" if other == alias else f"an alias of {other!r}")
+                )
+            else:
+                names[alias] = name
+    for i, spec in enumerate(subjects):
+        if not (spec.get("handler") or top):
+            found.append(
+                f"subjects[{i}].handler: required, since the manifest has no top-level handler"
+            )
+    found += _schedule_problems(data, top)
+    listen = data.get("listen")
+    if listen is not None and not (listen.get("handler") or top):
+        found.append("listen.handler: required, since the manifest has no top-level handler")
+    if "memory" in data and data.get("isolation") == "none":
+        found.append("memory: a memory limit needs `isolation: process`")
+    if not commands and not subjects and not top:
+        found.append("handler: a manifest needs a handler, commands or subjects")
+    for collection in data.get("indexes") or {}:
+        if collection not in (data.get("collections") or ()):
+            found.append(f"indexes.{collection}: not one of the manifest's collections")
+    for i, example in enumerate(data.get("examples") or []):
+        word = example_words(example["input"])[0] if example_words(example["input"]) else ""
+        if word not in names:
+            found.append(f"examples[{i}].input: {word!r} is not a command of this manifest")
+        try:
+            re.compile(example["expect"])
+        except re.error as e:
+            found.append(f"examples[{i}].expect: not a regular expression: {e}")
+    return found
+
+
+def _schedule_problems(data: dict[str, Any], top: str | None) -> list[str]:
+    found: list[str] = []
+    names: set[str] = set()
+    for i, spec in enumerate(data.get("schedules") or []):
+        where = f"schedules[{i}]"
+        name = spec.get("name") or f"schedule{i}"
+        if name in names:
+            found.append(f"{where}.name: {name!r} is already a schedule of this manifest")
+        names.add(name)
+        if not (spec.get("handler") or top):
+            found.append(f"{where}.handler: required, since the manifest has no top-level handler")
+        for key, check in (
+            ("every", schedule.parse_every),
+            ("cron", schedule.Cron.parse),
+            ("timezone", schedule.zone),
+        ):
+            if key in spec:
+                try:
+                    check(spec[key])
+                except ValueError as e:
+                    found.append(f"{where}.{key}: {e}")
+    return found
+
+
+def example_words(line: str) -> list[str]:
+    """An example's input as words; any command prefix (`!roll`, `?roll`) is dropped."""
+    return line.lstrip("!?.~/$#%&*+-=").split()
+
+
+def load(path: Path) -> Function:
+    """Read and validate one manifest file."""
+    data = load_yaml(path)
+    return parse(data, display_path(path))
+
+
+def load_dir(directory: Path) -> list[Function]:
+    """Every manifest in a folder; all problems of all files are reported together."""
+    functions: list[Function] = []
+    errors: list[ManifestError] = []
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        try:
+            functions.append(load(path))
+        except ManifestError as e:
+            errors.append(e)
+    if errors:
+        combined = [line for e in errors for line in str(e).splitlines()]
+        raise ManifestError("", combined) from errors[0]
+    return functions

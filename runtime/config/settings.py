@@ -1,0 +1,299 @@
+"""Deployment settings: dataclasses with defaults, read from rosey.yaml and ROSEY_* variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from runtime.config.manifest import display_path, load_yaml
+from runtime.constants import DEFAULT_PREFIX, HEARTBEAT_INTERVAL
+from runtime.errors import ConfigError, ManifestError
+
+DEFAULT_CONFIG = Path("rosey.yaml")
+ENV_PREFIX = "ROSEY_"
+
+
+@dataclass
+class NatsSettings:
+    url: str | None = None  # None: start an embedded nats-server
+    connect_timeout: float = 5.0
+    # Credentials for a configured server (any one way): user/password, token, a credentials
+    # file, an nkey seed; TLS with a CA and optionally a client certificate.
+    user: str = ""
+    password: str = ""
+    token: str = ""
+    creds: Path | None = None
+    nkey_seed: str = ""
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+@dataclass
+class RedisSettings:
+    url: str | None = None  # None: start an embedded redis-server
+    prefix: str = "rosey:db:"
+
+
+@dataclass
+class CytubeSettings:
+    url: str = ""
+    channel: str = ""
+    username: str = ""
+    password: str = ""
+    channel_password: str = ""
+    # Outbound throttle: a token bucket safe even under a channel's antiflood option (docs/cytube.md).
+    throttle_burst: int = 4
+    throttle_rate: float = 1.0  # messages per second
+    message_limit: int = 320  # the server's max-chat-message-length; longer text is split
+    send_queue_size: int = 200  # messages waiting to be sent; beyond that they fail
+    send_max_wait: float = 120.0  # seconds a message may wait (e.g. while disconnected)
+    send_retries: int = 5  # re-sends after `cooldown` or a dropped connection
+    reconnect_delay: float = 1.0  # first delay; doubles up to reconnect_max_delay
+    reconnect_max_delay: float = 60.0
+    timeout: float = 15.0  # seconds for socketconfig, connect, join and login
+    lease_ttl: float = 15.0  # seconds; the channel lease in Redis is renewed every third of it
+
+
+@dataclass
+class DeploySettings:
+    token: str = ""  # empty: `rosey run` makes one and records it in data_dir for local use
+    keep_versions: int = 5
+    ack_window: float = 0.3  # how long a deploy waits for other runtimes to report their swap
+
+
+@dataclass
+class IsolationSettings:
+    """Process isolation (runtime/isolation.py): the default for manifests that do not say."""
+
+    default: str = "none"  # or "process": every function in a worker process of its own
+    restart_backoff: float = 0.1  # seconds before restarting a dead worker, doubled each time
+    restart_backoff_max: float = 10.0
+    kill_grace: float = 1.0  # after a timeout, seconds a worker has to give up the call
+
+
+@dataclass
+class HttpSettings:
+    # host:port of /healthz, /readyz and /metrics. Loopback by default: metrics name functions and
+    # users' traffic, so exposing them is a deliberate choice. "off" turns the endpoint off; port 0
+    # picks a free port.
+    listen: str = "127.0.0.1:8080"
+
+
+@dataclass
+class ActivationSettings:
+    stream: str = "rosey:activations"  # the Redis stream key
+    max_records: int = 10_000  # the stream is capped near this length (XADD MAXLEN ~)
+    retention: float = 7 * 86400.0  # seconds; older records are trimmed
+    buffer: int = 10_000  # records waiting to be written; past it the oldest are dropped
+
+
+@dataclass
+class PluginsSettings:
+    """Legacy plugin packages (docs/legacy-plugins.md), looked up as folders in `dir`."""
+
+    enabled: list[str] = field(default_factory=list)  # loaded and started in the runtime
+    standalone: list[str] = field(default_factory=list)  # run as their own process: routed only
+    dir: Path = Path("plugins")
+    ranks: dict[str, float] = field(default_factory=dict)  # command → CyTube rank it needs
+
+
+@dataclass
+class Settings:
+    nats: NatsSettings = field(default_factory=NatsSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    cytube: CytubeSettings | None = None  # None: console chat on standard input
+    deploy: DeploySettings = field(default_factory=DeploySettings)
+    isolation: IsolationSettings = field(default_factory=IsolationSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    activations: ActivationSettings = field(default_factory=ActivationSettings)
+    plugins: PluginsSettings = field(default_factory=PluginsSettings)
+    data_dir: Path = Path(".rosey")
+    functions_dir: Path = Path("functions")
+    manifests_dir: Path = Path("manifests")
+    command_prefix: str = DEFAULT_PREFIX
+    channel: str = "console"
+    log_level: str = "INFO"
+    log_format: str = "text"  # or "json", one object per line for log collectors
+    heartbeat_interval: float = HEARTBEAT_INTERVAL
+    sync_workers: int = 32  # threads for sync handlers, shared by all functions
+    drain_timeout: float = 10.0
+
+    def resolve(self, base: Path) -> Settings:
+        """Paths relative to the folder of the config file."""
+        for name in ("data_dir", "functions_dir", "manifests_dir"):
+            path: Path = getattr(self, name)
+            if not path.is_absolute():
+                setattr(self, name, base / path)
+        if not self.plugins.dir.is_absolute():
+            self.plugins.dir = base / self.plugins.dir
+        return self
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `path` (default ./rosey.yaml, optional) and the environment."""
+    environ = os.environ if environ is None else environ
+    explicit = path is not None
+    path = path or DEFAULT_CONFIG
+    source = display_path(path)
+    data: Any = {}
+    if path.exists():
+        try:
+            data = load_yaml(path) or {}
+        except ManifestError as e:
+            raise ConfigError(source, "", "; ".join(e.problems)) from e
+    elif explicit:
+        raise ConfigError(source, "", "file not found")
+    if not isinstance(data, dict):
+        raise ConfigError(source, "(top level)", "expected a mapping of settings")
+    data = _interpolate(source, data, environ, "")
+    settings = _build(Settings, data, source, "")
+    _apply_env(settings, environ)
+    base = path.resolve().parent if path.exists() else Path.cwd()
+    return settings.resolve(base)
+
+
+def _interpolate(source: str, value: Any, environ: Mapping[str, str], key: str) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _interpolate(source, v, environ, f"{key}.{k}" if key else str(k))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_interpolate(source, v, environ, f"{key}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def sub(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(source, key, f"environment variable {name} is not set")
+
+    return _VAR.sub(sub, value)
+
+
+def _build(cls: type, data: Any, source: str, key: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, key, f"expected a mapping, got {data!r}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        where = f"{key}.{unknown[0]}" if key else str(unknown[0])
+        raise ConfigError(
+            source, where, f"unknown key; expected one of: {', '.join(sorted(names))}"
+        )
+    values = {
+        name: _convert(hints[name], value, source, f"{key}.{name}" if key else name)
+        for name, value in data.items()
+    }
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, source: str, key: str) -> Any:
+    args = get_args(hint)
+    if get_origin(hint) in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, source, key)  # type: ignore[arg-type]
+    if get_origin(hint) in (list, dict):
+        return _convert_collection(hint, value, source, key)
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if hint in (int, float):
+            if isinstance(value, bool):
+                raise ValueError
+            return hint(value)
+        if hint is Path:
+            if not isinstance(value, str | Path):
+                raise ValueError
+            return Path(value)
+        if hint is str:
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(source, key, f"expected {_type_name(hint)}, got {value!r}") from e
+    return value
+
+
+def _convert_collection(hint: Any, value: Any, source: str, key: str) -> Any:
+    # From the environment a list is "a,b" and a mapping "a=1,b=2".
+    item = get_args(hint)[-1]
+    if get_origin(hint) is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(source, key, f"expected a list, got {value!r}")
+        return [_convert(item, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str):
+        pairs = [p.partition("=") for p in value.split(",") if p.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise ConfigError(source, key, f"expected name=value pairs, got {value!r}")
+        value = {k.strip(): v.strip() for k, _, v in pairs}
+    if not isinstance(value, dict):
+        raise ConfigError(source, key, f"expected a mapping, got {value!r}")
+    return {str(k): _convert(item, v, source, f"{key}.{k}") for k, v in value.items()}
+
+
+def _type_name(hint: Any) -> str:
+    return {bool: "true or false", int: "a whole number", float: "a number", Path: "a path"}.get(
+        hint, "a string"
+    )
+
+
+def env_keys(cls: type = Settings, prefix: str = ENV_PREFIX, key: str = "") -> dict[str, str]:
+    """ROSEY_NATS_URL → nats.url, and so on for every setting."""
+    out: dict[str, str] = {}
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        dotted = f"{key}.{f.name}" if key else f.name
+        hint = hints[f.name]
+        inner = next((a for a in get_args(hint) if dataclasses.is_dataclass(a)), hint)
+        if dataclasses.is_dataclass(inner):
+            out.update(env_keys(inner, f"{prefix}{f.name.upper()}_", dotted))  # type: ignore[arg-type]
+        else:
+            out[f"{prefix}{f.name.upper()}"] = dotted
+    return out
+
+
+def _apply_env(settings: Settings, environ: Mapping[str, str]) -> None:
+    hints_cache: dict[type, dict[str, Any]] = {}
+    for var, dotted in env_keys().items():
+        if var not in environ:
+            continue
+        *parents, name = dotted.split(".")
+        target: Any = settings
+        for parent in parents:
+            child = getattr(target, parent)
+            if child is None:  # an optional section such as cytube, created by its first variable
+                hint = get_type_hints(type(target))[parent]
+                section: Any = next(a for a in get_args(hint) if dataclasses.is_dataclass(a))
+                child = section()
+                setattr(target, parent, child)
+            target = child
+        hints = hints_cache.setdefault(type(target), get_type_hints(type(target)))
+        setattr(target, name, _convert(hints[name], environ[var], f"${var}", dotted))

@@ -1,0 +1,214 @@
+"""What a handler receives: the Event it handles and the Context it acts through."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from runtime.config.manifest import Function
+from runtime.constants import SEND_CHAT, SEND_PM
+from runtime.core.registry import Route
+from runtime.errors import StoreError
+
+# schedule: a manifest schedule fired; chat/expired: a line or the end of a ctx.listen window.
+Kind = Literal["command", "event", "request", "schedule", "chat", "expired"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One invocation's input. `payload` is the NATS payload as received."""
+
+    kind: Kind
+    subject: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    user: str | None = None
+    rank: float = 0
+    channel: str | None = None
+    raw_message: str | None = None
+    source: Literal["chat", "pm"] = "chat"
+    id: str = ""  # correlation id, carried from the router to logs and activation records
+
+    @property
+    def text(self) -> str:
+        """The arguments as the user typed them, after the command word."""
+        return " ".join(self.args)
+
+
+class Unavailable:
+    """Stands in for ctx.db where no database service is configured."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise StoreError(name, "the database is not available in this runtime")
+
+
+Sender = Callable[[str, Any], Awaitable[None]]
+Requester = Callable[[str, Any, float], Awaitable[Any]]
+
+
+class Context:
+    """What an async handler acts through. Replies go back where the command came from."""
+
+    def __init__(
+        self,
+        function: Function,
+        event: Event,
+        publish: Sender,
+        request: Requester,
+        catalog: Callable[[], list[Route]] = list,
+        db: Any = None,
+        log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    ) -> None:
+        self.function = function
+        self.event = event
+        self.config: Mapping[str, Any] = function.config
+        self.db = db if db is not None else Unavailable()
+        self.log = log or logging.getLogger(f"rosey.fn.{function.name}")
+        self._publish, self._request, self._catalog = publish, request, catalog
+        # Set when the command came as a NATS request: replies are returned, not sent to chat.
+        self.collected: list[str] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.function.name
+
+    @property
+    def version(self) -> str:
+        return self.function.version
+
+    def commands(self) -> list[Route]:
+        """Every command the runtime routes (for help-like functions)."""
+        return self._catalog()
+
+    async def reply(self, text: str | list[str]) -> None:
+        for line in lines(text):
+            if self.collected is not None:
+                self.collected.append(line)
+            elif self.event.source == "pm" and self.event.user:
+                await self.send_pm(self.event.user, line)
+            else:
+                await self.send_chat(line, self.event.channel)
+
+    async def send_chat(self, text: str, channel: str | None = None) -> None:
+        for line in lines(text):
+            payload: dict[str, Any] = {"message": line}
+            if channel or self.event.channel:
+                payload["channel"] = channel or self.event.channel
+            await self._publish(SEND_CHAT, payload)
+
+    async def send_pm(self, user: str, text: str) -> None:
+        for line in lines(text):
+            payload: dict[str, Any] = {"to": user, "message": line}
+            if self.event.channel:
+                payload["channel"] = self.event.channel
+            await self._publish(SEND_PM, payload)
+
+    async def publish(self, subject: str, data: Any) -> None:
+        await self._publish(subject, data)
+
+    async def request(self, subject: str, data: Any, timeout: float = 5.0) -> Any:
+        return await self._request(subject, data, timeout)
+
+    # Conversational games (runtime/listen.py): read plain chat of this channel for a while.
+
+    async def listen(self, seconds: float) -> float:
+        """Send plain chat lines to the manifest's listen handler for `seconds` (re-arms an
+        open window); returns the seconds granted, 0 where there is nothing to listen to
+        (a deploy's examples)."""
+        from runtime.core import listen
+
+        hub = listen.for_publisher(self._publish)
+        if hub is None:
+            return 0.0
+        return await hub.listen(self.function.name, self.event.channel, seconds)
+
+    async def stop_listening(self) -> None:
+        from runtime.core import listen
+
+        hub = listen.for_publisher(self._publish)
+        if hub is not None:
+            await hub.stop(self.function.name)
+
+
+class SyncContext:
+    """The same Context for sync handlers, which run in a worker thread: every call blocks."""
+
+    def __init__(self, ctx: Context, loop: asyncio.AbstractEventLoop) -> None:
+        self._ctx, self._loop = ctx, loop
+        self.function, self.event, self.config, self.log = (
+            ctx.function,
+            ctx.event,
+            ctx.config,
+            ctx.log,
+        )
+        self.db = _Blocking(ctx.db, loop)
+
+    @property
+    def name(self) -> str:
+        return self._ctx.name
+
+    @property
+    def version(self) -> str:
+        return self._ctx.version
+
+    def commands(self) -> list[Route]:
+        return self._ctx.commands()
+
+    def _wait(self, awaitable: Awaitable[Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(_await(awaitable), self._loop).result()
+
+    def reply(self, text: str | list[str]) -> None:
+        self._wait(self._ctx.reply(text))
+
+    def send_chat(self, text: str, channel: str | None = None) -> None:
+        self._wait(self._ctx.send_chat(text, channel))
+
+    def send_pm(self, user: str, text: str) -> None:
+        self._wait(self._ctx.send_pm(user, text))
+
+    def publish(self, subject: str, data: Any) -> None:
+        self._wait(self._ctx.publish(subject, data))
+
+    def request(self, subject: str, data: Any, timeout: float = 5.0) -> Any:
+        return self._wait(self._ctx.request(subject, data, timeout))
+
+    def listen(self, seconds: float) -> float:
+        result: float = self._wait(self._ctx.listen(seconds))
+        return result
+
+    def stop_listening(self) -> None:
+        self._wait(self._ctx.stop_listening())
+
+
+class _Blocking:
+    """Wraps an object with async methods so a worker thread can call them and wait."""
+
+    def __init__(self, target: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._target, self._loop = target, loop
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            if asyncio.iscoroutine(result):
+                return asyncio.run_coroutine_threadsafe(result, self._loop).result()
+            return result
+
+        return call
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+def lines(text: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Chat lines: a list gives one line each, and a newline starts another line."""
+    items = [text] if isinstance(text, str) else list(text)
+    return [line for item in items for line in str(item).splitlines() if line.strip()]

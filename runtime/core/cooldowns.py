@@ -1,0 +1,89 @@
+"""Per-command cooldowns per user, channel or globally, kept in Redis so they hold across runtimes.
+
+One key per (command, scope) with the cooldown as its expiry: `SET NX PX` books a run, and when
+the key exists already its `PTTL` says how long to wait. Without Redis, MemoryCooldowns keeps
+the same scopes for this runtime alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from runtime.config.manifest import Command
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger("rosey.cooldowns")
+
+KEY_PREFIX = "rosey:cooldown:"
+
+
+def scope(command: Command, user: str, channel: str | None) -> str:
+    """Who shares a cooldown: the user, everyone in the channel, or everyone."""
+    if command.cooldown_per == "channel":
+        return f"#{channel or ''}"
+    if command.cooldown_per == "global":
+        return "*"
+    return user.lower()
+
+
+def exempt(command: Command, rank: float) -> bool:
+    return command.cooldown_exempt is not None and rank >= command.cooldown_exempt
+
+
+class MemoryCooldowns:
+    """When each (scope, command) may next run, for one runtime without Redis. Scopes and rank
+    exemptions are worked out by SharedCooldowns before it asks."""
+
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, max_entries: int = 10_000
+    ) -> None:
+        self._clock = clock
+        self._next: dict[tuple[str, str], float] = {}
+        self._max = max_entries
+
+    def remaining(self, who: str, command: Command) -> float:
+        """Seconds until `who` may run `command` again; 0 when it may run now (and is then booked)."""
+        if command.cooldown <= 0:
+            return 0.0
+        now = self._clock()
+        key = (who, command.name)
+        due = self._next.get(key, 0.0)
+        if due > now:
+            return due - now
+        if len(self._next) >= self._max:
+            self._next = {k: v for k, v in self._next.items() if v > now}
+        self._next[key] = now + command.cooldown
+        return 0.0
+
+
+class SharedCooldowns:
+    """Cooldowns in Redis when there is one, in memory otherwise."""
+
+    def __init__(self, redis: Redis | None = None, memory: MemoryCooldowns | None = None) -> None:
+        self.redis = redis
+        self.memory = memory or MemoryCooldowns()
+
+    async def remaining(
+        self, command: Command, user: str, channel: str | None = None, rank: float = 0
+    ) -> float:
+        """Seconds until `user` may run `command`; 0 when it may run now (and is then booked)."""
+        if command.cooldown <= 0 or exempt(command, rank):
+            return 0.0
+        who = scope(command, user, channel)
+        if self.redis is None:
+            return self.memory.remaining(who, command)
+        key = f"{KEY_PREFIX}{command.name}:{who}"
+        try:
+            if await self.redis.set(key, "1", nx=True, px=max(1, int(command.cooldown * 1000))):
+                return 0.0
+            left = await self.redis.pttl(key)
+        except Exception as e:  # redis-py raises several families; any of them means "no Redis"
+            log.warning("cooldowns fall back to memory: %s", e)
+            return self.memory.remaining(who, command)
+        # -2: expired between the two calls; -1 cannot happen (always set with an expiry).
+        return max(0.0, left / 1000) if left > 0 else 0.0

@@ -1,0 +1,448 @@
+"""Runs one function version's handlers: bindings, concurrency, timeouts, failure isolation, replies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from nats.aio.msg import Msg
+
+from runtime.config.manifest import Function, SubjectSpec, example_words
+from runtime.constants import (
+    QUEUE_PER_SLOT,
+    SEND_CHAT,
+    SEND_PM,
+    ErrorCode,
+    command_subject,
+    queue_group,
+    request_subject,
+)
+from runtime.core.activation import Activation, Observer, Outcome, new_id, notify
+from runtime.core.breaker import Breaker
+from runtime.core.context import Context, Event, SyncContext, lines
+from runtime.core.loader import Code, is_async
+from runtime.core.permissions import check_rank, denial_line
+from runtime.core.registry import Route
+from runtime.errors import (
+    ContractError,
+    DeployError,
+    FunctionBusy,
+    InvocationError,
+    InvocationTimeout,
+    PermissionDenied,
+    QuarantineError,
+    RoseyError,
+    WorkerError,
+)
+from runtime.isolation.host import Isolated
+from runtime.wire import contract
+from runtime.wire.bus import Binding, Bindings, Bus
+
+log = logging.getLogger("rosey.invoker")
+
+
+@dataclass
+class Stats:
+    invocations: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    busy: int = 0
+    denied: int = 0
+    paused: int = 0
+
+
+class Invoker:
+    """One loaded version of a function and the subscriptions that feed it."""
+
+    def __init__(
+        self,
+        code: Code | Isolated,
+        bus: Bus,
+        executor: Executor,
+        catalog: Callable[[], list[Route]] = list,
+        db: Any = None,
+        observers: list[Observer] | None = None,
+    ) -> None:
+        self.function: Function = code.function
+        self.code, self.bus, self.executor, self.catalog, self.db = code, bus, executor, catalog, db
+        self.observers = observers if observers is not None else []
+        self.in_flight = 0
+        self.waiting = 0
+        self._slots = asyncio.Semaphore(self.function.concurrency)
+        self.stats = Stats()
+        self.breaker = Breaker(self.function.quarantine_failures, self.function.quarantine_window)
+        self.log = logging.getLogger(f"rosey.fn.{self.function.name}")
+        self.bindings = self._bindings()
+
+    def __repr__(self) -> str:
+        return f"Invoker({self.function.name} {self.function.version})"
+
+    def _bindings(self) -> Bindings:
+        f, queue = self.function, queue_group(self.function.name)
+        found = Bindings()
+        if f.commands:
+            found.append(Binding(self.bus, command_subject(f.name), self.on_command, queue))
+        if f.handler:
+            found.append(Binding(self.bus, request_subject(f.name), self.on_request, queue))
+        for spec in f.subjects:
+            found.append(Binding(self.bus, spec.subject, partial(self.on_event, spec), queue))
+        return found
+
+    async def start(self) -> None:
+        await self.code.start()  # a process-isolated function's worker; nothing in-process
+        await self.bindings.start()
+
+    async def stop(self, timeout: float = 10.0) -> int:
+        """Unsubscribe and let work already received finish; returns how many were drained."""
+        drained = await self.bindings.stop(timeout)
+        await self.code.stop()
+        return drained
+
+    @property
+    def busy(self) -> int:
+        return self.bindings.busy
+
+    @property
+    def abandoned(self) -> int:
+        return self.bindings.abandoned
+
+    async def check_examples(self) -> None:
+        """Run the manifest's examples against this version; raises DeployError on a mismatch."""
+        f = self.function
+        for i, example in enumerate(f.examples):
+            word, *args = example_words(example.input)
+            route = self._command(word)
+            event = Event(
+                kind="command",
+                subject=command_subject(f.name),
+                command=route.name,
+                args=tuple(args),
+                user="example",
+                rank=example.rank,
+                raw_message=example.input,
+            )
+            said: list[str] = []
+
+            async def capture(subject: str, payload: Any, said: list[str] = said) -> None:
+                # Examples must not speak in the channel: what they send is captured instead.
+                if subject in (SEND_CHAT, SEND_PM):
+                    said.append(payload["message"])
+
+            ctx = Context(f, event, capture, self.bus.request, self.catalog, self.db, self.log)
+            ctx.collected = said
+            try:
+                result = await self._run(
+                    self.code.handler(f.handler_for(route.name) or ""), event, ctx
+                )
+            except RoseyError as e:
+                raise DeployError(f.name, f"examples[{i}] {example.input!r}: {e}") from e
+            said.extend(lines(result) if isinstance(result, str | list | tuple) else [])
+            reply = "\n".join(said)
+            if not re.search(example.expect, reply):
+                raise DeployError(
+                    f.name,
+                    f"examples[{i}] {example.input!r}: reply {reply!r} does not match {example.expect!r}",
+                )
+
+    # Inbound messages
+
+    async def on_command(self, msg: Msg) -> None:
+        try:
+            payload = contract.decode(msg.subject, msg.data)
+        except ContractError as e:
+            await self._refuse(msg, e)
+            return
+        route = self._command(payload["command"])
+        event = Event(
+            kind="command",
+            subject=msg.subject,
+            payload=payload,
+            command=route.name if route else payload["command"],
+            args=tuple(payload["args"]),
+            user=payload["user"],
+            rank=payload["rank"],
+            channel=payload.get("channel"),
+            raw_message=payload.get("raw_message"),
+            source=payload.get("source", "chat"),
+            id=payload.get("id") or new_id(),
+        )
+        if route is None:
+            await self._refuse(
+                msg, ContractError(msg.subject, f"unknown command {payload['command']!r}")
+            )
+            return
+        try:
+            # The router checked already; checking again protects against direct publishers.
+            check_rank(route, event.rank)
+        except PermissionDenied as e:
+            self.stats.denied += 1
+            self._record(event, "denied", 0.0, reason=str(e))
+            await self._tell(msg, event, denial_line(event.user or "?", e), e)
+            return
+        await self._invoke(msg, event, self.function.handler_for(route.name))
+
+    async def on_request(self, msg: Msg) -> None:
+        try:
+            payload = contract.decode(msg.subject, msg.data)
+        except ContractError as e:
+            await self._refuse(msg, e)
+            return
+        event = Event(
+            kind="request",
+            subject=msg.subject,
+            payload=payload,
+            command=payload.get("action") or payload.get("command"),
+            user=payload.get("user"),
+            rank=payload.get("rank", 0),
+            channel=payload.get("channel"),
+            id=new_id(),
+        )
+        await self._invoke(msg, event, self.function.handler)
+
+    async def on_event(self, spec: SubjectSpec, msg: Msg) -> None:
+        try:
+            payload = contract.decode(msg.subject, msg.data)
+        except ContractError as e:
+            await self._refuse(msg, e)
+            return
+        data = payload if isinstance(payload, dict) else {"value": payload}
+        event = Event(
+            kind="event",
+            subject=msg.subject,
+            payload=data,
+            user=data.get("user"),
+            rank=data.get("rank", 0) if isinstance(data.get("rank"), int | float) else 0,
+            channel=data.get("channel"),
+            id=new_id(),
+        )
+        await self._invoke(msg, event, spec.handler or self.function.handler)
+
+    def _command(self, word: str) -> Any:
+        commands = self.function.commands
+        if word in commands:
+            return commands[word]
+        return next((c for c in commands.values() if word in c.aliases), None)
+
+    # Running a handler
+
+    async def _invoke(self, msg: Msg, event: Event, target: str | None) -> None:
+        f = self.function
+        if target is None:
+            await self._refuse(msg, ContractError(msg.subject, f"{f.name} has no handler for this"))
+            return
+        ctx = Context(
+            f,
+            event,
+            self.bus.publish,
+            self.bus.request,
+            self.catalog,
+            self.db,
+            logging.LoggerAdapter(
+                self.log, {"function": f.name, "version": f.version, "id": event.id}
+            ),
+        )
+        if msg.reply and event.kind == "command":
+            ctx.collected = []
+        if self.breaker.paused:
+            paused = QuarantineError(f.name)
+            self.stats.paused += 1
+            self._record(event, "paused", 0.0, reason="quarantined after repeated failures")
+            await self._tell(msg, event, str(paused), paused)
+            return
+        self.stats.invocations += 1
+        began = time.perf_counter()
+        try:
+            result = await self._run(self.code.handler(target), event, ctx)
+        except FunctionBusy as e:
+            self.stats.busy += 1
+            self._record(event, "busy", time.perf_counter() - began, error=str(e))
+            await self._tell(msg, event, str(e), e)
+            return
+        except InvocationTimeout as e:
+            self.stats.timeouts += 1
+            self._record(event, "timeout", time.perf_counter() - began, error=str(e))
+            self.log.warning("%s [%s]", e, event.id)
+            await self._tell(msg, event, f"Sorry, {event.command or f.name} took too long.", e)
+            await self._failed(event)
+            return
+        except InvocationError as e:
+            self.stats.errors += 1
+            self._record(event, "error", time.perf_counter() - began, error=str(e))
+            self.log.error(
+                "%s (handler %s, %s) [%s]",
+                e,
+                target,
+                event.subject,
+                event.id,
+                # A worker's traceback stays in its process; the runtime's would say nothing.
+                exc_info=None if isinstance(e.__cause__, WorkerError) else e.__cause__,
+            )
+            await self._tell(msg, event, f"Sorry, {event.command or f.name} failed.", e)
+            await self._failed(event)
+            return
+        self._record(event, "ok", time.perf_counter() - began)
+        await self._deliver(msg, event, ctx, result)
+
+    async def _failed(self, event: Event) -> None:
+        """Count a failure; on the one that trips the breaker, tell the channel's moderators."""
+        f = self.function
+        if not self.breaker.failed():
+            return
+        self.log.error(
+            "%s %s quarantined: %d failures within %gs",
+            f.name,
+            f.version,
+            f.quarantine_failures,
+            f.quarantine_window,
+        )
+        line = (
+            f"Moderators: {f.name} is paused after {f.quarantine_failures} failures within "
+            f"{f.quarantine_window:g}s; resume it with !rosey enable {f.name}."
+        )
+        payload: dict[str, Any] = {"message": line}
+        if event.channel:
+            payload["channel"] = event.channel
+        try:
+            await self.bus.publish(SEND_CHAT, payload)
+        except RoseyError as e:
+            self.log.warning("could not tell the channel %s is paused: %s", f.name, e)
+
+    def enable(self) -> bool:
+        """Resume a quarantined function; False when it was not paused."""
+        return self.breaker.reset()
+
+    async def _run(self, handler: Any, event: Event, ctx: Context) -> Any:
+        f = self.function
+        await self._acquire()
+        timer = asyncio.timeout(f.timeout)
+        if is_async(handler):
+            try:
+                async with timer:
+                    return await handler(event, ctx)
+            except TimeoutError as e:
+                if timer.expired():
+                    raise InvocationTimeout(f.name, f.version, f.timeout) from e
+                raise InvocationError(f.name, f.version, _brief(e)) from e
+            except (Exception, SystemExit) as e:
+                raise InvocationError(f.name, f.version, _brief(e), _code(e)) from e
+            finally:
+                self._release()
+        loop = asyncio.get_running_loop()
+        run = contextvars.copy_context().run
+        future = loop.run_in_executor(self.executor, run, handler, event, SyncContext(ctx, loop))
+        # A thread cannot be cancelled: the slot is held until the handler really returns, so a
+        # handler that hangs uses up its own function's concurrency, not everyone's threads.
+        future.add_done_callback(lambda _: self._release_thread(future))
+        try:
+            async with timer:
+                return await asyncio.shield(future)
+        except TimeoutError as e:
+            if timer.expired():
+                raise InvocationTimeout(f.name, f.version, f.timeout) from e
+            raise InvocationError(f.name, f.version, _brief(e)) from e
+        except (Exception, SystemExit) as e:
+            # sys.exit() in a handler in this process must not end the runtime.
+            raise InvocationError(f.name, f.version, _brief(e), _code(e)) from e
+
+    def _record(
+        self, event: Event, outcome: Outcome, duration: float, error: str = "", reason: str = ""
+    ) -> None:
+        if not self.observers:
+            return
+        f = self.function
+        notify(
+            self.observers,
+            Activation(
+                id=event.id,
+                function=f.name,
+                version=f.version,
+                kind=event.kind,
+                command=event.command,
+                user=event.user,
+                channel=event.channel,
+                outcome=outcome,
+                duration=duration,
+                error=error,
+                reason=reason,
+            ),
+        )
+
+    async def _acquire(self) -> None:
+        """A slot of the function's concurrency; a short bounded wait, then FunctionBusy."""
+        f = self.function
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: returns at once, no timer needed
+            self.in_flight += 1
+            return
+        if self.waiting >= f.concurrency * QUEUE_PER_SLOT:
+            raise FunctionBusy(f.name)
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(f.timeout):
+                await self._slots.acquire()
+        except TimeoutError as e:
+            raise FunctionBusy(f.name) from e
+        finally:
+            self.waiting -= 1
+        self.in_flight += 1
+
+    def _release(self) -> None:
+        self.in_flight -= 1
+        self._slots.release()
+
+    def _release_thread(self, future: asyncio.Future[Any]) -> None:
+        self._release()
+        if future.done() and not future.cancelled() and future.exception() is not None:
+            self.log.debug("late sync handler ended with %r", future.exception())
+
+    # Answers
+
+    async def _deliver(self, msg: Msg, event: Event, ctx: Context, result: Any) -> None:
+        if event.kind == "request":
+            await self.bus.respond(msg, contract.ok(result))
+            return
+        if isinstance(result, str | list | tuple):
+            await ctx.reply(list(result) if not isinstance(result, str) else result)
+        elif result is not None and not isinstance(result, dict):
+            self.log.warning(
+                "%s returned %s; expected str, list of str, dict or None",
+                self.function.name,
+                type(result).__name__,
+            )
+        if ctx.collected is not None:
+            await self.bus.respond(msg, contract.ok({"replies": ctx.collected}))
+
+    async def _tell(self, msg: Msg, event: Event, line: str, error: RoseyError) -> None:
+        """One short line to the user (or a structured error to a requester), never a traceback."""
+        if msg.reply:
+            await self.bus.respond(msg, contract.failure(error.code, line))
+            return
+        if event.kind != "command":
+            return
+        ctx = Context(self.function, event, self.bus.publish, self.bus.request)
+        try:
+            await ctx.reply(line)
+        except RoseyError as e:
+            self.log.warning("could not tell %s: %s", event.user, e)
+
+    async def _refuse(self, msg: Msg, error: ContractError) -> None:
+        self.log.warning("refused message: %s", error)
+        await self.bus.respond(msg, contract.failure(ErrorCode.INVALID_INPUT, str(error)))
+
+
+def _brief(e: BaseException) -> str:
+    if isinstance(e, WorkerError):
+        return str(e)  # already "RuntimeError: ..." from the worker, or how the worker died
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+def _code(e: BaseException) -> ErrorCode:
+    return e.code if isinstance(e, RoseyError) else ErrorCode.PLUGIN_ERROR

@@ -1,0 +1,155 @@
+"""Imports a function's code under a fresh module name, checks its handlers, and purges it again."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import sys
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from runtime.config.manifest import Function
+from runtime.errors import LoadError
+
+Handler = Callable[[Any, Any], Any]
+
+
+@dataclass
+class Code:
+    """A function's imported handlers, keyed by their `module:function` target."""
+
+    function: Function
+    handlers: dict[str, Handler]
+    prefix: str
+    digest: str
+    files: list[Path] = field(default_factory=list)
+
+    def handler(self, target: str) -> Handler:
+        return self.handlers[target]
+
+    # The same life as runtime.isolation.Isolated, which runs the handlers in a worker process.
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def purge(self) -> None:
+        """Forget the modules this load created; running invocations keep their references."""
+        for name in [m for m in sys.modules if m == self.prefix or m.startswith(self.prefix + ".")]:
+            del sys.modules[name]
+
+
+def module_file(functions_dir: Path, module: str) -> Path:
+    """functions/<module>.py, or functions/<module>/__init__.py for a package."""
+    top = module.split(".")[0]
+    package = functions_dir / top / "__init__.py"
+    return package if package.exists() else functions_dir / f"{top}.py"
+
+
+def source_files(functions_dir: Path, function: Function) -> list[Path]:
+    files: set[Path] = set()
+    for target in function.handler_targets():
+        path = module_file(functions_dir, target.split(":")[0])
+        files |= set(path.parent.rglob("*.py")) if path.name == "__init__.py" else {path}
+    return sorted(files)
+
+
+def digest(function: Function, files: list[Path]) -> str:
+    h = hashlib.sha256()
+    h.update(repr(function).encode())
+    for path in files:
+        h.update(path.name.encode())
+        h.update(path.read_bytes() if path.exists() else b"")
+    return h.hexdigest()
+
+
+def load(function: Function, functions_dir: Path) -> Code:
+    """Import every handler the manifest names; raises LoadError with file and line."""
+    prefix = f"_rosey_fn_{function.name.replace('-', '_')}_{uuid.uuid4().hex[:10]}"
+    files = source_files(functions_dir, function)
+    code = Code(function, {}, prefix, digest(function, files), files)
+    tops: dict[str, ModuleType] = {}
+    try:
+        for target in sorted(function.handler_targets()):
+            module_name, attr = target.split(":")
+            module = _import(function, functions_dir, module_name, prefix, tops)
+            handler = getattr(module, attr, None)
+            if handler is None:
+                raise LoadError(function.name, target, f"{_where(module)} has no {attr!r}")
+            _check_signature(function, target, handler)
+            code.handlers[target] = handler
+    except BaseException:
+        code.purge()
+        raise
+    return code
+
+
+def _import(
+    function: Function, functions_dir: Path, module: str, prefix: str, tops: dict[str, ModuleType]
+) -> ModuleType:
+    top, _, rest = module.partition(".")
+    if top not in tops:
+        path = module_file(functions_dir, top)
+        if not path.exists():
+            raise LoadError(function.name, module, f"{path} does not exist")
+        is_package = path.name == "__init__.py"
+        name = f"{prefix}.{top}"
+        spec = importlib.util.spec_from_file_location(
+            name, path, submodule_search_locations=[str(path.parent)] if is_package else None
+        )
+        if spec is None or spec.loader is None:
+            raise LoadError(function.name, module, f"{path} is not importable")
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[name] = loaded
+        execute(function.name, module, lambda: spec.loader.exec_module(loaded))  # type: ignore[union-attr]
+        tops[top] = loaded
+    if not rest:
+        return tops[top]
+    result: list[ModuleType] = []
+    execute(
+        function.name, module, lambda: result.append(importlib.import_module(f"{prefix}.{module}"))
+    )
+    return result[0]
+
+
+def execute(name: str, module: str, run: Callable[[], Any]) -> None:
+    """Run an import step; any failure becomes a LoadError naming the file and line."""
+    try:
+        run()
+    except SyntaxError as e:
+        where = f"{e.filename}:{e.lineno}" if e.filename else "?"
+        raise LoadError(name, module, f"syntax error at {where}: {e.msg}") from e
+    except Exception as e:
+        frames = traceback.extract_tb(e.__traceback__)
+        own = [f for f in frames if "importlib" not in f.filename] or frames
+        where = f" at {own[-1].filename}:{own[-1].lineno}" if own else ""
+        raise LoadError(name, module, f"{type(e).__name__}{where}: {e}") from e
+
+
+def _where(module: ModuleType) -> str:
+    return getattr(module, "__file__", None) or module.__name__
+
+
+def _check_signature(function: Function, target: str, handler: Any) -> None:
+    if not callable(handler):
+        raise LoadError(function.name, target, "is not callable")
+    try:
+        inspect.signature(handler).bind(None, None)
+    except TypeError as e:
+        raise LoadError(function.name, target, "a handler must accept (event, ctx)") from e
+    except ValueError:
+        return  # builtins without a signature: trust them
+
+
+def is_async(handler: Handler) -> bool:
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None)  # noqa: B004 - callable objects with async __call__
+    )

@@ -1,0 +1,155 @@
+"""Manifest `schedules`: `every: 30s` or `cron: "0 20 * * fri"`, fired once across all runtimes.
+
+Every runtime computes the same due times (intervals are aligned to the epoch, cron times to the
+wall clock of the schedule's time zone), and the firing of one due time is claimed with a Redis
+`SET NX` on (function, schedule, due time): whichever runtime claims it runs the handler, the
+others skip it. Without Redis the runtime is alone and fires every due time itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from runtime.config.manifest import Function, ScheduleSpec
+
+from runtime.config.cron import next_due
+
+log = logging.getLogger("rosey.schedule")
+
+LOCK_PREFIX = "rosey:schedule:"
+
+
+Fire = Callable[["ScheduleSpec", float], Awaitable[None]]
+
+
+class Scheduler:
+    """The schedules of one function version, each a task that sleeps until its next due time."""
+
+    def __init__(
+        self,
+        function: Function,
+        fire: Fire,
+        redis: Redis | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.function, self.fire, self.redis, self.clock = function, fire, redis, clock
+        self.tasks: list[asyncio.Task[None]] = []
+        self.fired = 0
+
+    def start(self) -> None:
+        for spec in self.function.schedules:
+            self.tasks.append(
+                asyncio.create_task(self._loop(spec), name=f"schedule {self.function.name}")
+            )
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks = []
+
+    async def _loop(self, spec: ScheduleSpec) -> None:
+        while True:
+            due = next_due(spec, self.clock())
+            await asyncio.sleep(max(0.0, due - self.clock()))
+            try:
+                if await self.claim(spec, due):
+                    self.fired += 1
+                    await self.fire(spec, due)
+            except Exception:
+                # One bad firing (Redis away, a handler bug) must not end the schedule.
+                log.exception("schedule %s of %s failed", spec.name, self.function.name)
+
+    async def claim(self, spec: ScheduleSpec, due: float) -> bool:
+        """True when this runtime is the one to fire `spec` at `due`."""
+        if self.redis is None:
+            return True
+        key = f"{LOCK_PREFIX}{self.function.name}:{spec.name}:{int(due * 1000)}"
+        # Kept well past the due time, so a runtime whose clock lags cannot fire it again.
+        ttl = int(max(60.0, (spec.every or 60.0) * 2))
+        return bool(await self.redis.set(key, "1", nx=True, ex=ttl))
+
+
+async def run_handler(invoker: Any, target: str, event: Any, channel: str | None) -> None:
+    """Run a handler outside a NATS message (schedules, listeners): the invoker's slots and
+    timeout apply, its activations are recorded, and a returned str or list goes to chat."""
+    from runtime.core.context import Context, lines
+    from runtime.errors import RoseyError
+
+    f = invoker.function
+    ctx = Context(f, event, invoker.bus.publish, invoker.bus.request, invoker.catalog, invoker.db)
+    began = time.perf_counter()
+    try:
+        result = await invoker._run(invoker.code.handler(target), event, ctx)
+    except RoseyError as e:
+        invoker._record(event, "error", time.perf_counter() - began, error=str(e))
+        invoker.log.warning("%s %s: %s", event.kind, f.name, e)
+        return
+    invoker.stats.invocations += 1
+    invoker._record(event, "ok", time.perf_counter() - began)
+    if isinstance(result, str | list | tuple):
+        for line in lines(list(result) if not isinstance(result, str) else result):
+            await ctx.send_chat(line, channel)
+
+
+class Schedules:
+    """The Schedulers of one runtime, one per function; they follow hot swaps."""
+
+    def __init__(
+        self,
+        invokers: Callable[[], dict[str, Any]],
+        redis: Redis | None = None,
+        channel: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.invokers, self.redis, self.channel, self.clock = invokers, redis, channel, clock
+        self.running: dict[str, Scheduler] = {}
+
+    def start(self, name: str) -> None:
+        invoker = self.invokers().get(name)
+        if invoker is None or not invoker.function.schedules or name in self.running:
+            return
+        scheduler = Scheduler(
+            invoker.function, lambda spec, due: self._fire(name, spec, due), self.redis, self.clock
+        )
+        self.running[name] = scheduler
+        scheduler.start()
+
+    async def stop(self, name: str) -> None:
+        scheduler = self.running.pop(name, None)
+        if scheduler is not None:
+            await scheduler.stop()
+
+    async def restart(self, name: str) -> None:
+        """After a swap: the old version's schedules stop, the new version's start."""
+        await self.stop(name)
+        self.start(name)
+
+    async def stop_all(self) -> None:
+        for name in list(self.running):
+            await self.stop(name)
+
+    async def _fire(self, name: str, spec: ScheduleSpec, due: float) -> None:
+        from runtime.core.context import Event
+
+        invoker = self.invokers().get(name)
+        if invoker is None:
+            return
+        event = Event(
+            kind="schedule",
+            subject=f"rosey.schedule.{name}.{spec.name}",
+            payload={"schedule": spec.name, "due": due},
+            command=spec.name,
+            channel=self.channel,
+        )
+        await run_handler(invoker, spec.handler or invoker.function.handler, event, self.channel)

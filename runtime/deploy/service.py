@@ -1,0 +1,221 @@
+"""The runtime side of deploys: authorised requests on NATS, the swap, and convergence of peers."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+from nats.aio.msg import Msg
+
+from runtime.constants import DEPLOY, DEPLOY_APPLY, DEPLOY_QUEUE, STATUS, ErrorCode
+from runtime.core.bundle import Bundle
+from runtime.core.runtime import Runtime
+from runtime.deploy.versions import Versions
+from runtime.errors import ContractError, DeployError, RoseyError
+from runtime.legacy import plugin as legacy
+from runtime.legacy.host import LegacyPlugins
+from runtime.wire import contract
+from runtime.wire.bus import Binding, Bindings, Bus
+
+log = logging.getLogger("rosey.deploy")
+
+
+class DeployService:
+    """Answers `rosey.deploy` (one runtime per deploy, in a queue group), applies peers' deploys
+    announced on `rosey.deploy.apply`, and reports status on `rosey.status`."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        bus: Bus,
+        token: str,
+        versions: Versions | None = None,
+        ack_window: float = 0.3,
+    ) -> None:
+        self.runtime, self.bus, self.token, self.versions = runtime, bus, token, versions
+        self.ack_window = ack_window
+        self.id = uuid.uuid4().hex[:12]
+        self.bindings = Bindings(
+            [
+                Binding(bus, DEPLOY, self.on_deploy, DEPLOY_QUEUE),
+                Binding(bus, DEPLOY_APPLY, self.on_apply),
+                Binding(bus, STATUS, self.on_status),
+            ]
+        )
+
+    async def start(self) -> None:
+        await self.bindings.start()
+
+    async def stop(self) -> None:
+        await self.bindings.stop(self.runtime.settings.drain_timeout)
+
+    async def deployed(self) -> tuple[list[Bundle], set[str]]:
+        """What earlier deploys left in Redis, for the runtime to start with."""
+        if self.versions is None:
+            return [], set()
+        return list((await self.versions.current()).values()), await self.versions.removed()
+
+    # rosey.deploy: one runtime handles each request and tells the others.
+
+    async def on_deploy(self, msg: Msg) -> None:
+        try:
+            payload = contract.decode(msg.subject, msg.data)
+            if not hmac.compare_digest(str(payload.get("token", "")).encode(), self.token.encode()):
+                await self.bus.respond(
+                    msg, contract.failure(ErrorCode.PERMISSION_DENIED, "deploy token rejected")
+                )
+                log.warning("refused a deploy with a wrong token")
+                return
+            reply = await self._act(payload)
+        except ContractError as e:
+            reply = contract.failure(ErrorCode.INVALID_INPUT, str(e))
+        except RoseyError as e:
+            log.warning("deploy failed: %s", e)
+            reply = contract.failure(e.code, str(e))
+        await self.bus.respond(msg, reply)
+
+    async def _act(self, payload: dict[str, Any]) -> dict[str, Any]:
+        action = payload["action"]
+        if action == "remove":
+            name = payload["name"]
+            report = await LegacyPlugins.of(self.runtime).remove(name)
+            self.runtime.hashes.pop(name, None)
+            if self.versions:
+                await self.versions.remove(name)
+            peers = await self._announce({"action": "remove", "name": name})
+            return contract.ok({"report": asdict(report), "status": "removed", "peers": peers})
+        if action == "rollback":
+            if self.versions is None:
+                raise DeployError(
+                    payload["name"], "rollback needs Redis, which this runtime has not"
+                )
+            bundle = await self.versions.find(payload["name"], payload.get("version"))
+        else:
+            bundle = Bundle.from_json(payload["bundle"])
+            if self.runtime.hashes.get(bundle.name) == bundle.hash and not payload.get("force"):
+                return contract.ok(
+                    {
+                        "status": "unchanged",
+                        "name": bundle.name,
+                        "version": bundle.version,
+                        "peers": [],
+                    }
+                )
+        report = await self._swap(bundle)
+        if self.versions:
+            await self.versions.save(bundle)
+        peers = await self._announce({"action": "apply", "name": bundle.name, "hash": bundle.hash})
+        return contract.ok({"report": asdict(report), "status": "swapped", "peers": peers})
+
+    async def _swap(self, bundle: Bundle) -> Any:
+        function = bundle.function()
+        folder = bundle.materialize(self.runtime.bundle_root)
+        if legacy.is_legacy(bundle):  # a legacy plugin package: its instance is swapped too
+            report = await LegacyPlugins.of(self.runtime).swap(function, folder)
+        else:
+            report = await self.runtime.swap(function, folder)
+        self.runtime.hashes[bundle.name] = bundle.hash
+        log.info(
+            "%s %s → %s in %.1f ms (%d drained)",
+            bundle.name,
+            report.old_version,
+            report.new_version,
+            report.swap_ms,
+            report.drained,
+        )
+        return report
+
+    async def _announce(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
+        """Tell every other runtime; collect their answers for a short window."""
+        inbox = self.bus.nc.new_inbox()
+        acks: list[dict[str, Any]] = []
+
+        async def collect(msg: Msg) -> None:
+            acks.append(json.loads(msg.data))
+
+        sub = await self.bus.nc.subscribe(inbox, cb=collect)
+        try:
+            announce = {**payload, "origin": self.id}
+            announce["auth"] = self._sign(announce)
+            await self.bus.publish(DEPLOY_APPLY, announce, reply=inbox)
+            # Peers answer after their own swap: wait while answers keep coming.
+            seen = -1
+            while len(acks) != seen:
+                seen = len(acks)
+                await asyncio.sleep(self.ack_window)
+        finally:
+            await sub.unsubscribe()
+        return acks
+
+    # rosey.deploy.apply: another runtime deployed; converge on what it stored.
+
+    def _sign(self, payload: dict[str, Any]) -> str:
+        # Peers act on an announcement only when it is signed with the shared deploy token, so a
+        # NATS client without the token cannot make every runtime swap or drop a function.
+        body = json.dumps({k: v for k, v in payload.items() if k != "auth"}, sort_keys=True)
+        return hmac.new(self.token.encode(), body.encode(), hashlib.sha256).hexdigest()
+
+    async def on_apply(self, msg: Msg) -> None:
+        try:
+            payload = contract.decode(msg.subject, msg.data)
+        except ContractError as e:
+            log.warning("ignored a malformed deploy announcement: %s", e)
+            return
+        if payload.get("origin") == self.id:
+            return
+        ack: dict[str, Any] = {"runtime": self.id, "pid": os.getpid(), "ok": True}
+        if not hmac.compare_digest(str(payload.get("auth", "")), self._sign(payload)):
+            log.warning("refused a deploy announcement not signed with this runtime's deploy token")
+            await self.bus.respond(msg, {**ack, "ok": False, "error": "deploy token mismatch"})
+            return
+        try:
+            if payload["action"] == "remove":
+                if payload["name"] in self.runtime.registry:
+                    await LegacyPlugins.of(self.runtime).remove(payload["name"])
+                self.runtime.hashes.pop(payload["name"], None)
+            elif self.runtime.hashes.get(payload["name"]) != payload["hash"]:
+                if self.versions is None:
+                    raise DeployError(payload["name"], "this runtime has no Redis to load it from")
+                bundle = await self.versions.find(payload["name"], hash=payload["hash"])
+                report = await self._swap(bundle)
+                ack["version"] = report.new_version
+        except RoseyError as e:
+            log.error("could not apply a peer's deploy: %s", e)
+            ack.update(ok=False, error=str(e))
+        await self.bus.respond(msg, ack)
+
+    # rosey.status: what this runtime serves.
+
+    async def on_status(self, msg: Msg) -> None:
+        await self.bus.respond(msg, contract.ok(self.status()))
+
+    def status(self) -> dict[str, Any]:
+        functions = []
+        for f in self.runtime.registry:
+            invoker = self.runtime.invokers.get(f.name)
+            stats = asdict(invoker.stats) if invoker else {}
+            functions.append(
+                {
+                    "name": f.name,
+                    "version": f.version,
+                    "hash": self.runtime.hashes.get(f.name),
+                    "external": f.external,
+                    "commands": {c.name: c.rank for c in f.commands.values()},
+                    "subjects": [s.subject for s in f.subjects],
+                    "collections": list(f.collections),
+                    "in_flight": invoker.in_flight if invoker else 0,
+                    "status": "external"
+                    if f.external
+                    else ("paused" if invoker and invoker.breaker.paused else "serving"),
+                    "restarts": getattr(invoker.code, "restarts", 0) if invoker else 0,
+                    **stats,
+                }
+            )
+        return {"runtime": self.id, "pid": os.getpid(), "functions": functions}

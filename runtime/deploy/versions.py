@@ -1,0 +1,102 @@
+"""Deployed bundles kept in Redis with their history, so every runtime converges on them."""
+
+from __future__ import annotations
+
+import logging
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from runtime.core.bundle import Bundle
+from runtime.errors import DeployError, StoreError
+
+log = logging.getLogger("rosey.versions")
+
+DEFAULT_PREFIX = "rosey:deploy:"
+
+
+class Versions:
+    """`current` maps name → bundle; `history:<name>` lists the last `keep` bundles, newest first."""
+
+    def __init__(self, redis: Redis, prefix: str = DEFAULT_PREFIX, keep: int = 5) -> None:
+        self.redis, self.prefix, self.keep = redis, prefix, keep
+
+    @classmethod
+    def connect(cls, url: str, prefix: str = DEFAULT_PREFIX, keep: int = 5) -> Versions:
+        return cls(Redis.from_url(url, decode_responses=True), prefix, keep)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    def _key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    async def save(self, bundle: Bundle) -> None:
+        """Make `bundle` current and push it onto its history, in one transaction."""
+        data = bundle.to_json()
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self._key("current"), bundle.name, data)
+                pipe.srem(self._key("removed"), bundle.name)
+                history = self._key("history", bundle.name)
+                pipe.lrem(history, 0, data)
+                pipe.lpush(history, data)
+                pipe.ltrim(history, 0, self.keep - 1)
+                await pipe.execute()
+        except RedisError as e:
+            raise StoreError("save bundle", str(e)) from e
+
+    async def current(self) -> dict[str, Bundle]:
+        try:
+            raw = await self.redis.hgetall(self._key("current"))
+        except RedisError as e:
+            raise StoreError("read bundles", str(e)) from e
+        found: dict[str, Bundle] = {}
+        for key, data in raw.items():
+            name = str(key)
+            try:
+                found[name] = Bundle.from_json(data)
+            except (DeployError, ValueError) as e:
+                log.error("stored bundle of %s is unreadable: %s", name, e)
+        return found
+
+    async def removed(self) -> set[str]:
+        try:
+            return {str(m) for m in await self.redis.smembers(self._key("removed"))}
+        except RedisError as e:
+            raise StoreError("read removals", str(e)) from e
+
+    async def history(self, name: str) -> list[Bundle]:
+        try:
+            raw = await self.redis.lrange(self._key("history", name), 0, -1)
+        except RedisError as e:
+            raise StoreError("read history", str(e)) from e
+        return [Bundle.from_json(item) for item in raw]
+
+    async def find(self, name: str, version: str | None = None, hash: str | None = None) -> Bundle:
+        """A bundle from the history: by hash, by version, or (neither) the one before current."""
+        history = await self.history(name)
+        if hash:
+            match = [b for b in history if b.hash == hash]
+        elif version:
+            match = [b for b in history if b.version == version]
+        else:
+            match = history[1:2]
+        if not match:
+            kept = ", ".join(b.version for b in history) or "none"
+            wanted = (
+                f"version {version}"
+                if version
+                else (f"bundle {hash}" if hash else "an earlier version")
+            )
+            raise DeployError(name, f"no {wanted} in the history (kept: {kept})")
+        return match[0]
+
+    async def remove(self, name: str) -> None:
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hdel(self._key("current"), name)
+                pipe.sadd(self._key("removed"), name)
+                await pipe.execute()
+        except RedisError as e:
+            raise StoreError("remove bundle", str(e)) from e

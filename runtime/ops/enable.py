@@ -1,0 +1,103 @@
+"""`rosey.enable` and `!rosey enable`: resume a quarantined function in every runtime, authorised by
+the deploy token."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from nats.aio.msg import Msg
+
+from runtime.constants import ENABLE, ErrorCode
+from runtime.errors import ContractError, RoseyError
+from runtime.wire import contract
+from runtime.wire.bus import Binding, Bus
+
+if TYPE_CHECKING:
+    from runtime.core.runtime import Runtime
+
+
+log = logging.getLogger("rosey.quarantine")
+
+ENABLE_RANK = 2  # moderators and up may `!rosey enable` in chat
+
+
+class EnableService:
+    """Answers `rosey.enable` for this runtime, and sends it to all runtimes for `!rosey`."""
+
+    def __init__(self, runtime: Runtime, bus: Bus, token: str, window: float = 0.3) -> None:
+        self.runtime, self.bus, self.token, self.window = runtime, bus, token, window
+        self.id = f"{os.getpid()}-{id(self):x}"
+        self.binding = Binding(bus, ENABLE, self.on_enable)
+
+    async def start(self) -> None:
+        await self.binding.start()
+
+    async def stop(self) -> None:
+        await self.binding.stop(1.0)
+
+    def enable(self, name: str) -> dict[str, Any]:
+        invoker = self.runtime.invokers.get(name)
+        if invoker is None:
+            return {"runtime": self.id, "pid": os.getpid(), "ok": False, "error": "not served here"}
+        resumed = invoker.enable()
+        if resumed:
+            log.warning("%s resumed", name)
+        return {"runtime": self.id, "pid": os.getpid(), "ok": True, "resumed": resumed}
+
+    async def on_enable(self, msg: Msg) -> None:
+        try:
+            payload = contract.decode(msg.subject, msg.data)
+        except ContractError as e:
+            await self.bus.respond(msg, contract.failure(ErrorCode.INVALID_INPUT, str(e)))
+            return
+        if not hmac.compare_digest(payload["token"].encode(), self.token.encode()):
+            log.warning("refused a rosey.enable with a wrong token")
+            await self.bus.respond(
+                msg, contract.failure(ErrorCode.PERMISSION_DENIED, "deploy token rejected")
+            )
+            return
+        if payload["name"] not in self.runtime.invokers:
+            return  # runtimes that do not serve it stay quiet
+        await self.bus.respond(msg, contract.ok(self.enable(payload["name"])))
+
+    async def everywhere(self, name: str) -> list[dict[str, Any]]:
+        """Resume `name` in this runtime and in every other one with the same deploy token."""
+        answers: list[dict[str, Any]] = [self.enable(name)]
+        inbox = self.bus.nc.new_inbox()
+
+        async def collect(msg: Msg) -> None:
+            reply = json.loads(msg.data)
+            if reply.get("success") and reply["data"]["runtime"] != self.id:
+                answers.append(reply["data"])
+
+        sub = await self.bus.nc.subscribe(inbox, cb=collect)
+        try:
+            await self.bus.publish(ENABLE, {"name": name, "token": self.token}, reply=inbox)
+            await self.bus.flush()
+            await asyncio.sleep(self.window)
+        finally:
+            await sub.unsubscribe()
+        return [a for a in answers if a.get("ok")]
+
+    async def chat(self, args: list[str], user: str, rank: float) -> str:
+        """`!rosey enable <function>`: the one line to answer in chat."""
+        if rank < ENABLE_RANK:
+            return f"{user}: !rosey needs moderator rank or higher."
+        if len(args) != 2 or args[0] != "enable":
+            return f"{user}: usage: !rosey enable <function>"
+        name = args[1].lower()
+        try:
+            answers = await self.everywhere(name)
+        except RoseyError as e:
+            log.warning("!rosey enable %s: %s", name, e)
+            return f"{user}: could not resume {name}, try again."
+        if not answers:
+            return f"{user}: no function named {name} is served."
+        if any(a.get("resumed") for a in answers):
+            return f"{name} resumed by {user}."
+        return f"{user}: {name} was not paused."

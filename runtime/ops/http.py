@@ -1,0 +1,126 @@
+"""The operations endpoint over aiohttp: /healthz, /readyz and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from runtime.errors import HttpError
+from runtime.ops.metrics import Metrics
+
+log = logging.getLogger("rosey.http")
+
+# A readiness check: (ready, one line saying why). It must not hang; each gets CHECK_TIMEOUT.
+Check = Callable[[], Awaitable[tuple[bool, str]]]
+CHECK_TIMEOUT = 2.0
+OFF = ("", "off", "0", "no", "false")
+
+
+def parse_listen(listen: str) -> tuple[str, int] | None:
+    """`host:port` (IPv6 as `[::1]:8080`) → (host, port); None when the endpoint is off."""
+    value = listen.strip()
+    if value.lower() in OFF:
+        return None
+    host, colon, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise HttpError(listen, 'expected host:port such as "127.0.0.1:8080", or "off"')
+    return host, int(port)
+
+
+class HttpServer:
+    """Serves `/healthz` (the process is up and its event loop answers), `/readyz` (every check
+    passes: 200, else 503, with each check's result as JSON) and `/metrics` (Prometheus)."""
+
+    def __init__(
+        self,
+        listen: str,
+        metrics: Metrics | None = None,
+        checks: Mapping[str, Check] | None = None,
+        check_timeout: float = CHECK_TIMEOUT,
+    ) -> None:
+        self.listen, self.metrics = listen, metrics
+        self.checks = dict(checks or {})
+        self.check_timeout = check_timeout
+        self.address = parse_listen(listen)
+        self.port = 0
+        self.started = time.monotonic()
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        host = self.address[0] if self.address else ""
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    async def start(self) -> None:
+        """Listen; does nothing when `listen` is off. Raises HttpError when it cannot bind."""
+        if self.address is None or self._runner is not None:
+            return
+        host, port = self.address
+        app = web.Application()
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
+        app.router.add_get("/metrics", self.serve_metrics)
+        # Probes hit these every few seconds: an access log line for each would drown the rest.
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            await web.SockSite(runner, sock).start()
+        except OSError as e:
+            sock.close()
+            await runner.cleanup()
+            raise HttpError(self.listen, e.strerror or str(e)) from e
+        self._runner = runner
+        self.port = sock.getsockname()[1]
+        self.started = time.monotonic()
+        log.info("health, readiness and metrics on %s", self.url)
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"status": "ok", "uptime": round(time.monotonic() - self.started, 3)}
+        )
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        results = await self.check_all()
+        ready = all(ok for ok, _ in results.values())
+        body = {
+            "ready": ready,
+            "checks": {
+                name: {"ok": ok, "detail": detail} for name, (ok, detail) in results.items()
+            },
+        }
+        return web.json_response(body, status=200 if ready else 503)
+
+    async def check_all(self) -> dict[str, tuple[bool, str]]:
+        """Every check at once, each bounded by the check timeout; a failing check is not ready."""
+        names = list(self.checks)
+        outcomes = await asyncio.gather(*(self._check(self.checks[n]) for n in names))
+        return dict(zip(names, outcomes, strict=True))
+
+    async def _check(self, check: Check) -> tuple[bool, str]:
+        try:
+            async with asyncio.timeout(self.check_timeout):
+                return await check()
+        except TimeoutError:
+            return False, f"no answer within {self.check_timeout:g}s"
+        except Exception as e:
+            return False, f"{type(e).__name__}: {e}"
+
+    async def serve_metrics(self, request: web.Request) -> web.Response:
+        if self.metrics is None:
+            raise web.HTTPNotFound(text="metrics are off")
+        body, content_type = self.metrics.render(request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})

@@ -1,0 +1,243 @@
+"""NATS access: a thin JSON layer over nats-py, and the Binding that owns one subscription."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from runtime.config.settings import NatsSettings
+from runtime.errors import BusError, ContractError
+from runtime.wire import contract
+from runtime.wire.natsauth import _Client, auth_options, check_credentials
+
+log = logging.getLogger("rosey.bus")
+
+
+MessageHandler = Callable[[Msg], Awaitable[None]]
+
+
+async def _abandon(nc: Client) -> None:
+    # nats-py keeps the socket of a refused first connection open; close it, or it leaks. Bounded:
+    # nats-py has waited for ever on a stream that would never report closing.
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(2):
+            await nc.close()
+
+
+class Bus:
+    """JSON publish, subscribe and request over one NATS connection; outbound payloads are checked."""
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        name: str = "rosey",
+        timeout: float = 5.0,
+        *,
+        reconnect: bool = True,
+        auth: NatsSettings | None = None,
+    ) -> Bus:
+        """Connect; `reconnect=False` for short-lived commands, which should give up, not wait."""
+
+        try:
+            check_credentials(auth)
+            options = auth_options(auth)
+        except ValueError as e:
+            raise BusError("connect", f"{url}: {e}") from e
+        problems: list[Exception] = []
+        nc = _Client()
+        nc.require_tls = "tls" in options or url.startswith("tls://")
+
+        async def on_error(e: Exception) -> None:
+            problems.append(e)
+            if reconnect:
+                log.warning("NATS error: %s", e)
+
+        async def on_disconnect() -> None:
+            if reconnect and not (nc.is_closed or nc.is_draining):
+                log.warning("NATS disconnected; reconnecting")
+
+        async def on_reconnect() -> None:
+            log.info("NATS reconnected to %s", nc.connected_url.netloc if nc.connected_url else url)
+
+        try:
+            # nats-py retries an unreachable server without end when reconnecting is on, also on
+            # the first connect; a bound here turns that into a clear error.
+            async with asyncio.timeout(timeout * 2 + 1):
+                await nc.connect(
+                    url,
+                    name=name,
+                    connect_timeout=timeout,  # type: ignore[arg-type]  # floats work; stubs say int
+                    allow_reconnect=reconnect,
+                    # 0 would mean "no limit" to nats-py; 1 gives up after one try.
+                    max_reconnect_attempts=-1 if reconnect else 1,
+                    reconnect_time_wait=0.5,  # type: ignore[arg-type]
+                    error_cb=on_error,
+                    disconnected_cb=on_disconnect,
+                    reconnected_cb=on_reconnect,
+                    **options,
+                )
+        except TimeoutError as e:
+            await _abandon(nc)
+            last = f" (last error: {problems[-1]})" if problems else ""
+            raise BusError("connect", f"{url}: no answer within {timeout * 2 + 1:g}s{last}") from e
+        except Exception as e:
+            await _abandon(nc)
+            raise BusError("connect", f"{url}: {e or type(e).__name__}") from e
+        return cls(nc)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.nc.is_connected)
+
+    async def publish(
+        self, subject: str, payload: Any, reply: str = "", *, checked: bool = False
+    ) -> None:
+        """Publish JSON; the payload is checked against the contract unless `checked` says the
+        caller built it from parts that were."""
+        if not checked:
+            contract.check(subject, payload)
+        try:
+            await self.nc.publish(subject, contract.encode(payload), reply=reply)
+        except NatsError as e:
+            raise BusError(f"publish to {subject}", str(e) or type(e).__name__) from e
+
+    async def respond(self, msg: Msg, payload: Any) -> None:
+        if not msg.reply:
+            return
+        try:
+            await self.nc.publish(msg.reply, contract.encode(payload))
+        except NatsError as e:
+            raise BusError(f"reply on {msg.subject}", str(e) or type(e).__name__) from e
+
+    async def request(self, subject: str, payload: Any, timeout: float = 5.0) -> Any:
+        """Request/reply; the reply is decoded but not judged (callers read `success`)."""
+        contract.check(subject, payload)
+        try:
+            msg = await self.nc.request(subject, contract.encode(payload), timeout=timeout)
+        except NoRespondersError as e:
+            raise BusError(f"request to {subject}", "no responders") from e
+        except NatsTimeout as e:
+            raise BusError(f"request to {subject}", f"no reply within {timeout:g}s") from e
+        except NatsError as e:
+            raise BusError(f"request to {subject}", str(e) or type(e).__name__) from e
+        try:
+            return contract.decode(subject, msg.data, key="reply")
+        except ContractError as e:
+            raise BusError(f"request to {subject}", f"bad reply: {e.problem}") from e
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        try:
+            await self.nc.flush(int(max(1, timeout)))
+        except NatsError as e:
+            raise BusError("flush", str(e) or type(e).__name__) from e
+
+    async def close(self) -> None:
+        if self.nc.is_closed:
+            return
+        try:
+            await self.nc.drain()
+        except NatsError:
+            await self.nc.close()
+
+
+class Binding:
+    """Owns exactly one subscription; each message is handled in its own tracked task."""
+
+    def __init__(self, bus: Bus, subject: str, handler: MessageHandler, queue: str = "") -> None:
+        self.bus, self.subject, self.queue, self.handler = bus, subject, queue, handler
+        self.subscription: Subscription | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.received = 0
+        self.abandoned = 0  # cancelled because they outlived the drain timeout
+
+    def __repr__(self) -> str:
+        return f"Binding({self.subject!r}, queue={self.queue!r})"
+
+    @property
+    def busy(self) -> int:
+        """Messages received but not finished, including those still queued in the client."""
+        pending = self.subscription.pending_msgs if self.subscription else 0
+        return len(self.tasks) + pending
+
+    async def start(self) -> None:
+        if self.subscription is not None:
+            return
+        try:
+            self.subscription = await self.bus.nc.subscribe(
+                self.subject, queue=self.queue, cb=self._dispatch
+            )
+            # Once start() returns the server knows the subscription, so nothing sent after is missed.
+            await self.bus.nc.flush()
+        except NatsError as e:
+            raise BusError(f"subscribe to {self.subject}", str(e) or type(e).__name__) from e
+
+    async def _dispatch(self, msg: Msg) -> None:
+        # nats-py calls this one message at a time; a task per message lets invocations overlap.
+        self.received += 1
+        task = asyncio.create_task(self._run(msg))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, msg: Msg) -> None:
+        try:
+            await self.handler(msg)
+        except Exception:
+            log.exception("unhandled error on %s", self.subject)
+
+    async def stop(self, timeout: float = 10.0) -> int:
+        """Stop taking messages, finish those already received; returns how many were drained."""
+        subscription, self.subscription = self.subscription, None
+        drained = len(self.tasks)
+        if subscription is not None:
+            drained += subscription.pending_msgs
+            try:
+                await subscription.drain()
+            except NatsError as e:
+                log.warning("drain of %s failed: %s", self.subject, e)
+        if self.tasks:
+            _, late = await asyncio.wait(set(self.tasks), timeout=timeout)
+            for task in late:
+                task.cancel()
+            self.abandoned += len(late)
+        return drained
+
+
+class Bindings(list[Binding]):
+    """The bindings of one component, started all or none and stopped together."""
+
+    async def start(self) -> None:
+        started: list[Binding] = []
+        try:
+            for binding in self:
+                await binding.start()
+                started.append(binding)
+        except BaseException:
+            for binding in started:
+                await binding.stop(0)
+            raise
+
+    async def stop(self, timeout: float = 10.0) -> int:
+        """Stop all; returns how many received messages were drained."""
+        return sum(await asyncio.gather(*(b.stop(timeout) for b in self)))
+
+    @property
+    def busy(self) -> int:
+        return sum(b.busy for b in self)
+
+    @property
+    def abandoned(self) -> int:
+        return sum(b.abandoned for b in self)
