@@ -12,7 +12,7 @@ from nats.aio.client import Client
 from runtime.config.manifest import Function
 from runtime.config.settings import Settings
 from runtime.constants import CHAT, PM, SEND_CHAT, SEND_PM
-from runtime.core.runtime import Runtime
+from runtime.core.runtime import Runtime, Wiring
 from runtime.database.client import DatabaseClient
 from runtime.legacy.host import LegacyPlugins
 from runtime.wire.bus import Bus
@@ -40,9 +40,13 @@ class Bot:
         self.database = TestDatabase(redis, self.bus)
         self.db = LazyStore(self.database)
         self.runtime = Runtime(
-            self.settings, self.bus, db=lambda f: DatabaseClient(self.bus, f.name, f.collections)
+            self.settings,
+            self.bus,
+            wiring=Wiring(
+                db=lambda f: DatabaseClient(self.bus, f.name, f.collections),
+                preparers=(self._declare_indexes,),
+            ),
         )
-        self.runtime.preparers.append(self._declare_indexes)
         self.plugins = LegacyPlugins(self.runtime, self.settings.plugins)
         self.sent: list[tuple[str, dict[str, Any]]] = []
 

@@ -64,14 +64,20 @@ class MockEventBus(EventBus):
     async def settle(self, timeout: float = SETTLE_TIMEOUT) -> None:
         """Wait until no handler is running; raises TimeoutError naming the busy subjects."""
         deadline = time.monotonic() + timeout
-        spins = 0
-        while self.busy + self.database.busy:
-            if time.monotonic() > deadline:
+        # Each handler runs as a task of its subscription's Binding: wait for those tasks to
+        # end, then for any that the finished ones set off in turn, until there are none.
+        while running := self._running():
+            left = deadline - time.monotonic()
+            if left <= 0:
                 busy = [s.subject for s in self._subscriptions if s.binding.busy]
                 raise TimeoutError(f"handlers still running after {timeout:g}s on: {busy}")
-            spins += 1
-            # Yield at once while handlers are quick; poll gently when one sleeps or waits.
-            await asyncio.sleep(0 if spins < 100 else 0.002)
+            await asyncio.wait(running, timeout=left)
+
+    def _running(self) -> set[asyncio.Task[None]]:
+        bindings = [s.binding for s in self._subscriptions]
+        if self.database.service is not None:
+            bindings += self.database.service.bindings
+        return {task for binding in bindings for task in binding.tasks if not task.done()}
 
     async def aclose(self) -> None:
         await self.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import shutil
 import textwrap
@@ -11,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nats.aio.subscription import Subscription
 
 from rosey.testing import mock_event_bus  # noqa: F401 - the plugin guide's tests import it from here
 from runtime.config.settings import Settings
-from runtime.core.runtime import Runtime
+from runtime.core.runtime import Runtime, Wiring
 from runtime.host.servers import EmbeddedNats, EmbeddedRedis
+from runtime.isolation.host import isolator
 from runtime.wire.bus import Bus
 from tests.clitools import ROOT
 
@@ -53,6 +56,25 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 @pytest.fixture
 def redis_url(redis_server: EmbeddedRedis) -> str:
     return redis_server.url
+
+
+async def wait_for(
+    predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, interval: float = 0.005
+) -> None:
+    """Return as soon as `predicate()` (sync or async) holds; fail the test if it has not within
+    `timeout` seconds. The timeout bounds a wait on state; it is not a delay that stands in for it.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            name = getattr(predicate, "__qualname__", repr(predicate))
+            raise AssertionError(f"still not true after {timeout:g}s: {name}")
+        await asyncio.sleep(interval)
 
 
 @pytest.fixture
@@ -99,7 +121,13 @@ async def make_runtime(tmp_path: Path, nats_url: str) -> AsyncIterator[MakeRunti
         for key, value in options.pop("settings", {}).items():
             setattr(settings, key, value)
         bus = await Bus.connect(nats_url, name="test-runtime")
-        runtime = Runtime(settings, bus, **options)
+        wiring = options.pop("wiring", None)
+        if callable(wiring):  # a factory, for collaborators that need the settings and bus
+            wiring = wiring(settings, bus)
+        # Keywords of Wiring given directly (db=..., redis=..., observers=...) for brevity.
+        parts = {k: options.pop(k) for k in list(options) if k in Wiring.__dataclass_fields__}
+        wiring = wiring or Wiring(isolate=isolator(settings.isolation, settings.log_level), **parts)
+        runtime = Runtime(settings, bus, wiring=wiring, **options)
         made.append(runtime)
         await runtime.start()
         return runtime
@@ -118,13 +146,16 @@ class Chat:
         self.bus = bus
         self.sent: list[tuple[str, dict[str, Any]]] = []
         self._arrived = asyncio.Event()
+        self._subscription: Subscription | None = None
 
     async def start(self) -> None:
         async def collect(msg: Any) -> None:
+            # No await in here: nats-py takes a message off the subscription's queue and runs
+            # this in one step, so an empty queue means every delivered message is in `sent`.
             self.sent.append((msg.subject, json.loads(msg.data)))
             self._arrived.set()
 
-        await self.bus.nc.subscribe("cytube.send.*", cb=collect)
+        self._subscription = await self.bus.nc.subscribe("cytube.send.*", cb=collect)
         await self.bus.flush()
 
     async def say(
@@ -146,11 +177,21 @@ class Chat:
     async def lines(self, count: int = 1, timeout: float = 10.0) -> list[str]:
         return [p["message"] for _, p in await self.replies(count, timeout)]
 
-    async def settle(self) -> list[tuple[str, dict[str, Any]]]:
-        """Everything sent so far, after a round trip through the server."""
+    async def settle(
+        self, *runtimes: Runtime, extra: Callable[[], int] = lambda: 0
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Everything sent so far, once nothing is in flight: what was said has reached the
+        server, each of `runtimes` has quiesced (`extra` counts more work in this process, such
+        as legacy plugins), and every message the server had for us has been collected."""
+        await self.bus.flush()  # our lines are at the server, so on their way to the runtimes
+        for runtime in runtimes:
+            assert await runtime.quiesce(extra=extra), "a runtime still had work in flight"
+        # The runtimes flushed their replies to the server; this round trip brings them into
+        # our subscription's queue, and `collect` empties that queue.
         await self.bus.flush()
-        await asyncio.sleep(0.05)
-        await self.bus.flush()
+        subscription = self._subscription
+        assert subscription is not None, "Chat.start() first"
+        await wait_for(lambda: subscription.pending_msgs == 0)
         return list(self.sent)
 
 

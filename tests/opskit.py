@@ -11,9 +11,9 @@ from typing import Any
 
 import aiohttp
 
-from runtime.config.settings import ActivationSettings, CytubeSettings, HttpSettings
-from runtime.core.runtime import Runtime
-from runtime.ops.operations import Operations, start_operations
+from runtime.config.settings import ActivationSettings, CytubeSettings, HttpSettings, Settings
+from runtime.core.runtime import Runtime, Wiring
+from runtime.ops.operations import Operations
 from runtime.wire.bus import Bus
 from tests.clitools import ROOT
 from tests.conftest import MakeRuntime
@@ -68,6 +68,11 @@ async def operations(make_runtime: MakeRuntime, redis_url: str) -> AsyncIterator
         cytube: CytubeSettings | None = None,
         listen: str = "127.0.0.1:0",
     ) -> tuple[Runtime, Operations]:
+        def wire(settings: Settings, bus: Bus) -> Wiring:
+            operations = Operations(settings, bus, redis or redis_url)
+            made.append(operations)
+            return Wiring(observers=operations.observers, swap_hooks=(operations.follow,))
+
         runtime = await make_runtime(
             manifests or {**CALC, **WHY},
             code or {**CALC_CODE, **WHY_CODE},
@@ -76,11 +81,10 @@ async def operations(make_runtime: MakeRuntime, redis_url: str) -> AsyncIterator
                 "activations": ActivationSettings(stream=f"test:activations:{uuid.uuid4().hex}"),
                 "cytube": cytube,
             },
+            wiring=wire,
         )
-        operations = await start_operations(
-            runtime.settings, runtime, runtime.bus, redis or redis_url
-        )
-        made.append(operations)
+        operations = made[-1]
+        await operations.start(runtime)
         return runtime, operations
 
     try:

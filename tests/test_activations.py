@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from runtime.config.keys import Namespace
 from runtime.config.settings import ActivationSettings
 from runtime.core.activation import Activation
 from runtime.errors import StoreError
@@ -48,12 +49,12 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-def stream() -> str:
-    return f"test:activations:{uuid.uuid4().hex}"
+def keys() -> Namespace:
+    return Namespace(f"test:{uuid.uuid4().hex}:")
 
 
-async def test_records_are_written_in_the_background(redis: Redis, stream: str) -> None:
-    log = ActivationLog(redis, ActivationSettings(stream=stream))
+async def test_records_are_written_in_the_background(redis: Redis, keys: Namespace) -> None:
+    log = ActivationLog(redis, keys, ActivationSettings())
     await log.start()
     try:
         log(act(1, error="", reason=""))
@@ -61,7 +62,7 @@ async def test_records_are_written_in_the_background(redis: Redis, stream: str) 
         assert len(log.buffer) == 2  # the observer only queues: nothing waited for Redis
 
         async def written() -> bool:
-            return await redis.xlen(stream) == 2
+            return await redis.xlen(log.stream) == 2
 
         await until(written)
         records = await log.query()
@@ -76,8 +77,8 @@ async def test_records_are_written_in_the_background(redis: Redis, stream: str) 
         await log.stop()
 
 
-async def test_query_filters(redis: Redis, stream: str) -> None:
-    log = ActivationLog(redis, ActivationSettings(stream=stream))
+async def test_query_filters(redis: Redis, keys: Namespace) -> None:
+    log = ActivationLog(redis, keys, ActivationSettings())
     log(act(1, user="Alice"))
     log(act(2, user="bob"))
     log(act(3, user="alice", function="why"))
@@ -90,8 +91,8 @@ async def test_query_filters(redis: Redis, stream: str) -> None:
     assert [r["id"] for r in await log.query(user="nobody")] == []
 
 
-async def test_query_reads_past_one_page(redis: Redis, stream: str) -> None:
-    log = ActivationLog(redis, ActivationSettings(stream=stream, max_records=5000))
+async def test_query_reads_past_one_page(redis: Redis, keys: Namespace) -> None:
+    log = ActivationLog(redis, keys, ActivationSettings(max_records=5000))
     log(act(0, user="early"))
     for n in range(activations.PAGE + 10):
         log(act(n + 1, user="busy"))
@@ -99,32 +100,33 @@ async def test_query_reads_past_one_page(redis: Redis, stream: str) -> None:
     assert [r["id"] for r in await log.query(user="early")] == ["id0"]
 
 
-async def test_the_stream_is_capped(redis: Redis, stream: str) -> None:
-    log = ActivationLog(redis, ActivationSettings(stream=stream, max_records=100))
+async def test_the_stream_is_capped(redis: Redis, keys: Namespace) -> None:
+    log = ActivationLog(redis, keys, ActivationSettings(max_records=100))
     for n in range(1000):
         log(act(n))
     await log.flush()
     # MAXLEN ~ trims whole radix-tree nodes (100 entries by default), so "near" the cap.
-    assert 100 <= await redis.xlen(stream) < 300
+    assert 100 <= await redis.xlen(log.stream) < 300
     assert (await log.query(limit=1))[0]["id"] == "id999"
 
 
-async def test_old_records_are_trimmed(redis: Redis, stream: str) -> None:
+async def test_old_records_are_trimmed(redis: Redis, keys: Namespace) -> None:
     old = int((time.time() - 3 * 86400) * 1000)
     for n in range(150):
-        await redis.xadd(stream, {"id": f"old{n}"}, id=f"{old}-{n}")
-    log = ActivationLog(redis, ActivationSettings(stream=stream, retention=86400))
+        await redis.xadd(keys.join("activations"), {"id": f"old{n}"}, id=f"{old}-{n}")
+    log = ActivationLog(redis, keys, ActivationSettings(retention=86400))
+    assert log.stream == keys.prefix + "activations"  # the stream is a key under the prefix
     log(act(1))
     await log.flush()
-    remaining = [fields["id"] for _, fields in await redis.xrange(stream)]
+    remaining = [fields["id"] for _, fields in await redis.xrange(log.stream)]
     # XTRIM MINID ~ keeps a partly old node; the node of 100 wholly old entries goes.
     assert remaining[-1] == "id1"
     assert len(remaining) <= 51
 
 
-async def test_unreachable_redis_never_blocks_or_raises(stream: str) -> None:
+async def test_unreachable_redis_never_blocks_or_raises(keys: Namespace) -> None:
     dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", decode_responses=True)
-    log = ActivationLog(dead, ActivationSettings(stream=stream, buffer=3))
+    log = ActivationLog(dead, keys, ActivationSettings(buffer=3))
     try:
         for n in range(5):
             log(act(n))  # returns at once, Redis or not
@@ -150,9 +152,9 @@ async def test_unreachable_redis_never_blocks_or_raises(stream: str) -> None:
     ],
 )
 async def test_bad_queries_are_refused(
-    redis: Redis, stream: str, request_body: bytes, problem: str
+    redis: Redis, keys: Namespace, request_body: bytes, problem: str
 ) -> None:
-    log = ActivationLog(redis, ActivationSettings(stream=stream))
+    log = ActivationLog(redis, keys, ActivationSettings())
     reply = await log.answer(request_body)
     assert reply["success"] is False and reply["error_code"] == "INVALID_INPUT"
     assert problem in reply["error"]

@@ -8,7 +8,7 @@ from runtime.config.settings import Settings
 from runtime.core.runtime import Runtime
 from runtime.errors import LoadError, RegistryError
 from runtime.wire.bus import Bus
-from tests.conftest import Chat, MakeRuntime, write_project
+from tests.conftest import Chat, MakeRuntime, wait_for, write_project
 
 ONE = {
     "one": """\
@@ -39,8 +39,7 @@ async def test_startup_and_shutdown_announced(make_runtime: MakeRuntime, bus: Bu
     stopped = await collect(bus, "platform.shutdown")
     runtime = await make_runtime(ONE, CODE)
     await runtime.stop("test")
-    await bus.flush()
-    await asyncio.sleep(0.05)
+    await wait_for(lambda: bool(started and stopped))
     assert started[0]["plugins"] == [{"name": "one", "version": "0.1.0"}]
     assert stopped[0]["reason"] == "test"
 
@@ -111,13 +110,12 @@ async def test_quiesce_waits_for_answers(make_runtime: MakeRuntime, chat: Chat) 
             "one.py": """\
         import asyncio
         async def f(event, ctx):
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # the answer is still in flight when quiesce() is called
             return 'late one'
         """
         },
     )
     await chat.say("!one")
     assert await runtime.quiesce(extra=lambda: 0)
-    await chat.bus.flush()
-    await asyncio.sleep(0.02)
-    assert [p["message"] for _, p in chat.sent] == ["late one"]
+    # No runtime given to settle(): only the round trip that brings what quiesce() saw published.
+    assert [p["message"] for _, p in await chat.settle()] == ["late one"]

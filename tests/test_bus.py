@@ -1,6 +1,13 @@
-import pytest
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
 
-from runtime.errors import BusError
+import pytest
+from nats.aio.msg import Msg
+
+from runtime.constants import ENABLE
+from runtime.errors import BusError, ContractError
 from runtime.host.servers import EmbeddedNats, free_port
 from runtime.wire.bus import Bus
 
@@ -42,3 +49,116 @@ async def test_reconnects_after_server_restart(fresh_nats: EmbeddedNats) -> None
     assert got, "the subscription was not restored after the restart"
     await other.close()
     await client.close()
+
+
+# Bus.gather: scatter-gather over a fresh inbox.
+
+
+@pytest.fixture
+async def peer(nats_url: str) -> AsyncIterator[Bus]:
+    """A second connection, for responders, so `bus.nc._subs` holds only gather's inbox."""
+    client = await Bus.connect(nats_url, name="test-peer")
+    yield client
+    await client.close()
+
+
+async def test_gather_collects_the_reply_of_every_responder(bus: Bus, peer: Bus) -> None:
+    for n in range(3):
+
+        async def answer(msg: Msg, n: int = n) -> None:
+            await peer.respond(msg, {"n": n, "asked": json.loads(msg.data)})
+
+        await peer.nc.subscribe("test.gather", cb=answer)
+    await peer.flush()
+    before = len(bus.nc._subs)
+    replies = await bus.gather("test.gather", {"q": 1}, window=30, expected=3)
+    assert sorted(r["n"] for r in replies) == [0, 1, 2]
+    assert all(r["asked"] == {"q": 1} for r in replies)
+    assert len(bus.nc._subs) == before
+
+
+async def test_gather_skips_malformed_replies(
+    bus: Bus, peer: Bus, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def answer(msg: Msg) -> None:
+        # One connection delivers in order: both bad replies are handled before the good one.
+        for data in (b"not json", b"[1, 2]", b"\xff", b'{"ok": true}'):
+            await peer.nc.publish(msg.reply, data)
+
+    await peer.nc.subscribe("test.gather", cb=answer)
+    await peer.flush()
+    with caplog.at_level(logging.WARNING, logger="rosey.bus"):
+        replies = await bus.gather("test.gather", {}, window=30, expected=1)
+    assert replies == [{"ok": True}]
+    skipped = [r.getMessage() for r in caplog.records if r.name == "rosey.bus"]
+    assert len(skipped) == 3
+    assert all(m.startswith("skipped a malformed reply to test.gather") for m in skipped)
+
+
+async def test_gather_unsubscribes_when_the_publish_fails(bus: Bus) -> None:
+    before = len(bus.nc._subs)
+    with pytest.raises(TypeError):  # not JSON: fails after the inbox is subscribed
+        await bus.gather("test.gather", {"x": object()}, window=30)
+    assert len(bus.nc._subs) == before
+
+
+async def test_gather_unsubscribes_when_cancelled(bus: Bus, peer: Bus) -> None:
+    asked = asyncio.Event()
+
+    async def listen(msg: Msg) -> None:
+        asked.set()  # and never answer
+
+    await peer.nc.subscribe("test.gather", cb=listen)
+    await peer.flush()
+    before = len(bus.nc._subs)
+    task = asyncio.create_task(bus.gather("test.gather", {}, window=30))
+    async with asyncio.timeout(10):
+        await asked.wait()
+    assert len(bus.nc._subs) == before + 1  # the inbox, while it waits
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(bus.nc._subs) == before
+
+
+async def test_gather_checks_the_payload_against_the_contract(bus: Bus) -> None:
+    before = len(bus.nc._subs)
+    with pytest.raises(ContractError) as info:
+        await bus.gather(ENABLE, {"name": "dice"})  # no token
+    assert "token" in str(info.value)
+    assert len(bus.nc._subs) == before
+
+
+async def test_gather_on_a_closed_connection_raises_bus_error(nats_url: str) -> None:
+    closed = await Bus.connect(nats_url, name="test-closed")
+    await closed.close()
+    with pytest.raises(BusError) as info:
+        await closed.gather("test.gather", {})
+    assert str(info.value).startswith("NATS subscribe to _INBOX.")
+
+
+async def test_gather_with_extend_waits_while_answers_keep_coming(bus: Bus, peer: Bus) -> None:
+    # Six answers, 0.25 s apart: 1.25 s in all, more than the 0.75 s window, but each comes
+    # well within a window of the one before.
+    count, gap, window = 6, 0.25, 0.75
+    senders: set[asyncio.Task[None]] = set()
+
+    async def trickle(reply: str) -> None:
+        for n in range(count):
+            if n:
+                await asyncio.sleep(gap)  # the pace of the answers under test, not a wait
+            await peer.nc.publish(reply, json.dumps({"n": n}).encode())
+
+    async def answer(msg: Msg) -> None:
+        task = asyncio.create_task(trickle(msg.reply))
+        senders.add(task)
+        task.add_done_callback(senders.discard)
+
+    await peer.nc.subscribe("test.slow", cb=answer)
+    await peer.flush()
+    cut = await bus.gather("test.slow", {}, window=window)
+    extended = await bus.gather("test.slow", {}, window=window, extend=True)
+    assert [r["n"] for r in extended] == list(range(count))
+    assert 0 < len(cut) < count  # without extend the window closes on the later answers
+    for task in set(senders):
+        task.cancel()

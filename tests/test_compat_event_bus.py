@@ -14,6 +14,7 @@ from nats.aio.client import Client
 
 from runtime.errors import ContractError
 from runtime.legacy import coreimport
+from tests.conftest import wait_for
 
 coreimport.install()
 from core.event_bus import Event, EventBus, Priority  # noqa: E402 - needs the finder first
@@ -38,8 +39,8 @@ async def test_publish_subscribe_with_wildcards(nc: Client) -> None:
     await bus.subscribe("plugin.quote-db.>", collect)
     await bus.publish("plugin.quote-db.event.quote_added", {"id": 1})
     await bus.publish("plugin.quote-db.event.deep.er", {"id": 2}, priority=Priority.HIGH)
-    await nc.flush()
-    await asyncio.sleep(0.05)
+    await nc.flush()  # both are back in this client, so counted by `busy` until handled
+    await wait_for(lambda: bus.busy == 0)
     assert [(e.subject, e.data) for e in one] == [("plugin.quote-db.event.quote_added", {"id": 1})]
     assert [e.data["id"] for e in all_] == [1, 2]
     assert [e.priority for e in all_] == [Priority.NORMAL, Priority.HIGH]
@@ -52,7 +53,7 @@ async def test_request_reply_and_timeouts(nc: Client) -> None:
 
     async def answer(event: Event) -> dict[str, object]:
         if event.data.get("slow"):
-            await asyncio.sleep(0.4)
+            await asyncio.sleep(0.4)  # outlives the request's timeout, which is under test
         return {"success": True, "data": {"echo": event.data["action"]}}
 
     await bus.subscribe("plugin.quote-db.request", answer)
@@ -69,17 +70,18 @@ async def test_command_subjects_share_a_queue_group(nats_url: str) -> None:
     """Two standalone instances of a plugin answer each command once, like Rosey functions."""
     clients = [await nats.connect(nats_url) for _ in range(3)]
     seen: list[str] = []
-    for client in clients[:2]:
-        await EventBus(client).subscribe(
-            "plugin.my-plugin.command", lambda e: seen.append(e.data["n"])
-        )
+    instances = [EventBus(client) for client in clients[:2]]
+    for instance in instances:
+        await instance.subscribe("plugin.my-plugin.command", lambda e: seen.append(e.data["n"]))
     sender = EventBus(clients[2])
     for n in range(20):
         await sender.publish(
             "plugin.my-plugin.command", {"command": "x", "args": [], "user": "u", "rank": 0, "n": n}
         )
-    await clients[2].flush()
-    await asyncio.sleep(0.1)
+    await clients[2].flush()  # the server has routed all 20 ...
+    for client in clients[:2]:
+        await client.flush()  # ... and each instance has read its share
+    await wait_for(lambda: sum(instance.busy for instance in instances) == 0)
     assert sorted(seen) == list(range(20))
     for client in clients:
         await client.close()
@@ -100,12 +102,19 @@ async def test_contract_and_failing_handlers(nc: Client) -> None:
     await bus.publish("test.flaky", {"n": 0})
     await bus.publish("test.flaky", {"n": 1})
     await nc.flush()
-    await asyncio.sleep(0.05)
+    await wait_for(lambda: bus.busy == 0)
     assert calls == [0, 1]  # a handler's exception is logged; the subscription keeps going
     assert await bus.close() == 0
+    # A subscriber on the same connection, opened after close(): once it has handled n=2, a
+    # subscription close() failed to end would have been handed n=2 as well.
+    witness = EventBus(nc)
+    later: list[int] = []
+    await witness.subscribe("test.flaky", lambda e: later.append(e.data["n"]))
     await bus.publish("test.flaky", {"n": 2})
-    await asyncio.sleep(0.05)
+    await nc.flush()
+    await wait_for(lambda: later == [2] and witness.busy == 0)
     assert calls == [0, 1]
+    await witness.close()
 
 
 def test_core_event_bus_in_a_fresh_process(tmp_path: Path) -> None:

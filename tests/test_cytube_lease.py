@@ -1,40 +1,68 @@
 import uuid
+from collections.abc import AsyncIterator
 
+import pytest
 import redis.asyncio as aioredis
 
-from runtime.cytube.lease import RedisLease, make_lease
+from runtime.config.keys import Namespace
+from runtime.cytube.connector import Connector
+from runtime.cytube.lease import LocalLease, RedisLease, make_lease
 from runtime.wire.bus import Bus
-from tests.cytube_helpers import MakeConnector, MakeFake, Watch, make_connector, make_fake
+from tests.cytube_helpers import (
+    MakeConnector,
+    MakeFake,
+    Watch,
+    bot_settings,
+    make_connector,
+    make_fake,
+)
 
 __all__ = ["make_connector", "make_fake"]  # fixtures
 
 
-async def test_redis_lease_is_exclusive_and_renewed_only_by_its_holder(redis_url: str) -> None:
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """The one client of a process, which its leases share."""
+    redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    yield redis
+    await redis.aclose()
+
+
+async def test_redis_lease_is_exclusive_and_renewed_only_by_its_holder(
+    client: aioredis.Redis,
+) -> None:
     key = f"rosey:lease:test:{uuid.uuid4().hex}"
-    first, second = RedisLease(redis_url, key, 30), RedisLease(redis_url, key, 30)
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        assert await first.acquire()
-        assert not await second.acquire()
-        assert await second.holder() == first.token
-        assert await first.renew()
-        assert not await second.renew()
-        await second.release()  # not the holder: nothing happens
-        assert await client.get(key) == first.token
-        assert 0 < await client.pttl(key) <= 30_000
-        await client.delete(key)  # as if the holder died and the TTL ran out
-        assert not await first.renew()
-        assert await second.acquire()
-        await second.release()
-        assert await client.exists(key) == 0
-    finally:
-        await first.close()
-        await second.close()
-        await client.aclose()
+    first, second = RedisLease(client, key, 30), RedisLease(client, key, 30)
+    assert await first.acquire()
+    assert not await second.acquire()
+    assert await second.holder() == first.token
+    assert await first.renew()
+    assert not await second.renew()
+    await second.release()  # not the holder: nothing happens
+    assert await client.get(key) == first.token
+    assert 0 < await client.pttl(key) <= 30_000
+    await client.delete(key)  # as if the holder died and the TTL ran out
+    assert not await first.renew()
+    assert await second.acquire()
+    await second.release()
+    assert await client.exists(key) == 0
+
+
+async def test_the_lease_is_named_after_server_and_channel_under_the_prefix(
+    client: aioredis.Redis,
+) -> None:
+    keys = Namespace(f"test:{uuid.uuid4().hex}:")
+    lease = make_lease(client, keys, "cytu.be:443", "MyChan", 10)
+    assert isinstance(lease, RedisLease)
+    assert lease.key == keys.prefix + "lease:cytube:cytu.be:443/mychan"
+    assert await lease.acquire()
+    assert await client.get(lease.key) == lease.token
+    await lease.release()
 
 
 async def test_without_redis_the_lease_is_local() -> None:
-    lease = make_lease(None, "host", "chan", 10)
+    lease = make_lease(None, Namespace(), "host", "chan", 10)
+    assert isinstance(lease, LocalLease)
     assert await lease.acquire()
     assert await lease.renew()
 
@@ -65,14 +93,16 @@ async def test_one_connector_per_channel_and_takeover(
 
 
 async def test_lost_lease_disconnects(
-    make_fake: MakeFake, make_connector: MakeConnector, redis_url: str, bus: Bus
+    make_fake: MakeFake, client: aioredis.Redis, bus: Bus
 ) -> None:
     fake = await make_fake(f"c{uuid.uuid4().hex[:12]}")
     watch = await Watch(bus, "cytube.connection").start()
-    connector = await make_connector(fake, redis_url)
-    assert isinstance(connector.lease, RedisLease)
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    keys = Namespace(f"test:{uuid.uuid4().hex}:")
+    connector = Connector(bot_settings(fake), bus, client, keys)  # the process's one client
+    await connector.start()
     try:
+        assert isinstance(connector.lease, RedisLease)
+        assert connector.lease.key.startswith(keys.prefix + "lease:cytube:")
         # Another process takes the lease (as after this one stalled past the TTL).
         await client.set(connector.lease.key, "someone-else")
         await watch.until(lambda: "standby" in watch.states())
@@ -80,4 +110,5 @@ async def test_lost_lease_disconnects(
         await client.delete(connector.lease.key)
         await watch.until(lambda: watch.states().count("connected") == 2)
     finally:
-        await client.aclose()
+        await connector.stop()
+    assert await client.ping()  # the client is its owner's: stopping did not close it

@@ -3,18 +3,21 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from textwrap import dedent
 from typing import Any
 
 import pytest
 
+from runtime.config import manifest
 from runtime.core.bundle import Bundle
 from runtime.core.runtime import Runtime
 from runtime.deploy.service import DeployService
 from runtime.deploy.versions import Versions
 from runtime.wire.bus import Bus
-from tests.conftest import Chat, write_project
+from tests.conftest import Chat, wait_for, write_project
 
 TOKEN = "s3cret"
 
@@ -60,7 +63,8 @@ async def cluster(tmp_path: Path, nats_url: str, redis_url: str) -> AsyncIterato
         runtime = Runtime(settings, bus)
         versions = Versions.connect(redis_url, prefix=prefix)
         service = DeployService(runtime, bus, TOKEN, versions, ack_window=0.1)
-        await runtime.start(*await service.deployed())
+        on_disk = manifest.load_dir(settings.manifests_dir)
+        await runtime.start(service.choose(on_disk, *await service.deployed()))
         await service.start()
         made.append((runtime, service, versions))
         return runtime, service
@@ -87,7 +91,7 @@ async def ask(chat: Chat, text: str) -> str:
 
 
 async def test_deploy_new_function_then_invoke(cluster: Start, bus: Bus, chat: Chat) -> None:
-    runtime, _ = await cluster(with_echo=False)
+    _, service = await cluster(with_echo=False)
     hello = Bundle.create(
         "hello",
         "1.0.0",
@@ -111,7 +115,7 @@ async def test_deploy_new_function_then_invoke(cluster: Start, bus: Bus, chat: C
     )
     assert report["lost"] == 0
     assert await ask(chat, "!hey") == "hi alice"
-    assert runtime.hashes["hello"] == hello.hash
+    assert service.hashes["hello"] == hello.hash
 
 
 async def test_unchanged_bundle_is_skipped(cluster: Start, bus: Bus) -> None:
@@ -120,6 +124,10 @@ async def test_unchanged_bundle_is_skipped(cluster: Start, bus: Bus) -> None:
     again = await deploy(bus, echo_bundle("1.1.0"))
     assert first["data"]["status"] == "swapped"
     assert again["data"] == {"status": "unchanged", "name": "echo", "version": "1.1.0", "peers": []}
+
+
+def answered_by(chat: Chat, version: str) -> bool:
+    return any(p["message"].startswith(f"v{version}:") for _, p in chat.sent)
 
 
 async def test_swap_under_load_loses_nothing(cluster: Start, bus: Bus, chat: Chat) -> None:
@@ -134,20 +142,20 @@ async def test_swap_under_load_loses_nothing(cluster: Start, bus: Bus, chat: Cha
             await chat.say(f"!echo {sent}")
             sent += 1
             if sent % 10 == 0:
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0.005)  # pacing, so the sender does not starve the rest
 
     sender = asyncio.create_task(load())
     reports = []
-    for version in ("2.0.0", "3.0.0", "4.0.0"):
-        await asyncio.sleep(0.03)
-        reply = await deploy(bus, echo_bundle(version))
+    for old, new in pairwise(("1.0.0", "2.0.0", "3.0.0", "4.0.0")):
+        await wait_for(partial(answered_by, chat, old))  # the version in service is under load
+        reply = await deploy(bus, echo_bundle(new))
         assert reply["success"], reply
         reports.append(reply["data"]["report"])
-    await asyncio.sleep(0.05)
+    await wait_for(partial(answered_by, chat, "4.0.0"))
     deploys_done.set()
     await sender
     await chat.lines(sent, timeout=30)
-    await chat.settle()
+    await chat.settle(runtime)
     messages = [p["message"] for _, p in chat.sent]
     assert all(":" in m for m in messages), [m for m in messages if ":" not in m]
     answered = Counter(m.split(":", 1)[1] for m in messages)
@@ -277,7 +285,7 @@ async def test_remove(cluster: Start, bus: Bus, chat: Chat) -> None:
     assert reply["data"]["report"]["removed"] == ["echo"]
     assert "echo" not in runtime.registry
     await chat.say("!echo gone")
-    assert await chat.settle() == []
+    assert await chat.settle(runtime) == []
     late, _ = await cluster()
     assert "echo" not in late.registry  # removal outlives restarts
 

@@ -1,6 +1,8 @@
 import json
+import queue
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -122,8 +124,50 @@ def test_wrong_token_refused(project: Path) -> None:
         assert server.wait(20) == 0
 
 
-def test_dev_deploys_on_save(project: Path) -> None:
+class Lines:
+    """A process's output lines, read as they come by a thread, waited for by content."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self.stream = process.stdout
+        self.seen: list[str] = []
+        self.queue: queue.Queue[str | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        for line in self.stream:
+            self.queue.put(line.rstrip("\n"))
+        self.queue.put(None)
+
+    def until(self, text: str, timeout: float = 30) -> str:
+        """The first new line containing `text`; fails on end of output or after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {text!r} within {timeout}s in {self.seen}") from None
+            if line is None:
+                raise AssertionError(f"output ended without {text!r}: {self.seen}")
+            self.seen.append(line)
+            if text in line:
+                return line
+
+    def rest(self) -> list[str]:
+        """Every line, once the process has ended; closes its output."""
+        self.thread.join(20)
+        self.stream.close()
+        while not self.queue.empty():
+            line = self.queue.get_nowait()
+            if line is not None:
+                self.seen.append(line)
+        return self.seen
+
+
+def test_dev_deploys_what_differs_then_every_save(project: Path) -> None:
     with start_server(project) as server:
+        add_hello(project, "1.0.0", word="started")  # on disk, not yet deployed
         dev = subprocess.Popen(
             [ROSEY, "dev"],
             cwd=project,
@@ -132,18 +176,22 @@ def test_dev_deploys_on_save(project: Path) -> None:
             text=True,
             env=clean_env(),
         )
+        lines = Lines(dev)
         try:
-            time.sleep(1.0)  # let the watcher start before the file changes
-            add_hello(project, "3.0.0", word="saved")
-            reply = ""
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not reply.startswith("saved"):
-                reply = rosey(project, "invoke", "hi").stdout.strip()
-                time.sleep(0.2)
-            assert reply == "saved console from 3.0.0"
+            lines.until("watching ")
+            before_watching = list(lines.seen)
+            assert "dice: unchanged (1.0.0)" in before_watching
+            assert any(line.startswith("hello: (new) → 1.0.0 in ") for line in before_watching)
+            assert rosey(project, "invoke", "hi").stdout.strip() == "started console from 1.0.0"
+
+            add_hello(project, "3.0.0", word="saved")  # right after the line: must not be lost
+            lines.until("hello: 1.0.0 → 3.0.0 in ")
+            assert rosey(project, "invoke", "hi").stdout.strip() == "saved console from 3.0.0"
         finally:
             dev.send_signal(signal.SIGINT)
-            output, _ = dev.communicate(timeout=20)
-        assert "hello: (new) → 3.0.0 in " in output
+            dev.wait(20)
+            output = lines.rest()
+        assert not any("not deployed" in line for line in output)
+        assert not list((project / ".rosey").glob("dev-probe-*"))  # the probe folder is removed
         server.send_signal(signal.SIGTERM)
         assert server.wait(20) == 0

@@ -13,7 +13,7 @@ from typing import Any
 from runtime.host.servers import EmbeddedNats
 from runtime.wire.bus import Bus
 from tests.clitools import ROSEY, clean_env, start_server
-from tests.conftest import Chat, MakeRuntime
+from tests.conftest import Chat, MakeRuntime, wait_for
 
 CODE = {
     "slow.py": """\
@@ -21,7 +21,8 @@ CODE = {
     import os
 
     async def run(event, ctx):
-        await asyncio.sleep(float(event.args[0]) if event.args else 0)
+        await ctx.publish("test.slow.started", {"pid": os.getpid()})
+        await asyncio.sleep(float(event.args[0]) if event.args else 0)  # a call that takes time
         return f"done {event.text} by {os.getpid()}"
     """
 }
@@ -110,16 +111,30 @@ async def test_rosey_worker_shares_the_load_and_its_kill_9_loses_only_its_calls(
             replies = await asyncio.gather(*(_ask(bus, i, 0.05) for i in range(60)))
             pids = {r["data"]["replies"][0].rsplit(" ", 1)[1] for r in replies if r}
             assert pids == {str(server.pid), str(worker.pid)}
-            # kill -9 the worker with calls in flight on both.
+            # kill -9 the worker with calls in flight on both: each call says when it begins.
+            begun: set[int] = set()
+
+            async def began(msg: Any) -> None:
+                begun.add(json.loads(msg.data)["pid"])
+
+            await bus.nc.subscribe("test.slow.started", cb=began)
+            await bus.flush()
             load = [asyncio.create_task(_ask(bus, i, 1.0, timeout=5)) for i in range(60)]
-            await asyncio.sleep(0.3)
+            await wait_for(lambda: begun >= {server.pid, worker.pid})
             worker.send_signal(signal.SIGKILL)
             worker.wait(10)
             done = await asyncio.gather(*load)
             answered = [r["data"]["replies"][0] for r in done if r]
             # What the runtime held was answered; only what the worker held is missing.
             assert answered and all(line.endswith(f" by {server.pid}") for line in answered)
-            await asyncio.sleep(0.2)  # the server drops the dead connection's interest
+
+            # Until the server has read the end of the dead connection, it may still route a
+            # request there. Wait for the state where it has: a round of requests all answered.
+            async def all_answered() -> bool:
+                probe = await asyncio.gather(*(_ask(bus, i, 0.0, timeout=1) for i in range(20)))
+                return all(r and r["success"] for r in probe)
+
+            await wait_for(all_answered, timeout=20)
             after = await asyncio.gather(*(_ask(bus, i, 0.0) for i in range(60)))
             assert all(r and r["success"] for r in after)
         finally:

@@ -11,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from runtime.config.cron import Cron, next_due
+from runtime.config.keys import DEFAULT_NAMESPACE
 from runtime.config.manifest import Command, parse
 from runtime.core.cooldowns import SharedCooldowns
 from runtime.core.schedule import Scheduler
@@ -264,7 +265,7 @@ async def test_stats_counts_commands_and_users(
 async def test_8ball_cooldown_answers_with_how_long_to_wait(
     make_runtime: MakeRuntime, chat: Chat, redis: Redis
 ) -> None:
-    await redis.delete("rosey:cooldown:8ball:alice")
+    await redis.delete(DEFAULT_NAMESPACE.join("cooldown", "8ball", "alice"))
     manifests, code = library("eightball")
     await make_runtime(manifests, code, redis=redis)
     await chat.say("!8ball will it?")

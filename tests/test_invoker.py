@@ -1,4 +1,3 @@
-import asyncio
 import json
 import logging
 from typing import Any
@@ -6,7 +5,7 @@ from typing import Any
 import pytest
 
 from runtime.wire.bus import Bus
-from tests.conftest import Chat, MakeRuntime
+from tests.conftest import Chat, MakeRuntime, wait_for
 
 CODE = {
     "work.py": """\
@@ -23,7 +22,7 @@ CODE = {
         raise RuntimeError("secret internal detail")
 
     async def hang(event, ctx):
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # hangs on purpose: outlives the timeout
 
     def block(event, ctx):
         RELEASE.wait(10)
@@ -50,7 +49,7 @@ CODE = {
         return None
 
     async def slow(event, ctx):
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # long enough for two calls to overlap
         return "slow done"
 
     def dbless(event, ctx):
@@ -130,9 +129,8 @@ async def test_blocking_sync_handler_does_not_block_the_loop(
     # The thread still holds its slot until it returns; its late result is discarded.
     assert runtime.invokers["work"].in_flight == 1
     module["RELEASE"].set()
-    await asyncio.sleep(0.1)
-    assert runtime.invokers["work"].in_flight == 0
-    assert len(await chat.settle()) == 2
+    await wait_for(lambda: runtime.invokers["work"].in_flight == 0)
+    assert len(await chat.settle(runtime)) == 2
 
 
 async def test_concurrency_limit_queues_then_answers_busy(
@@ -155,8 +153,8 @@ async def test_invocations_run_concurrently(make_runtime: MakeRuntime, chat: Cha
     runtime = await make_runtime(MANIFEST, CODE, settings={})
     await chat.say("!slow")
     await chat.say("!slow")
-    await asyncio.sleep(0.15)
-    assert runtime.invokers["work"].in_flight == 2
+    # Each call takes 0.3 s: both in flight at once is only reached if they overlap.
+    await wait_for(lambda: runtime.invokers["work"].in_flight == 2)
     assert await chat.lines(2) == ["slow done", "slow done"]
 
 
@@ -177,11 +175,11 @@ async def test_sync_handler_uses_blocking_context(make_runtime: MakeRuntime, cha
 
 
 async def test_none_sends_nothing(make_runtime: MakeRuntime, chat: Chat) -> None:
-    await make_runtime(MANIFEST, CODE)
+    runtime = await make_runtime(MANIFEST, CODE)
     await chat.say("!nothing")
     await chat.say("!ok x")
     assert await chat.lines(1) == ["ok x"]
-    assert len(await chat.settle()) == 1
+    assert len(await chat.settle(runtime)) == 1
 
 
 async def test_db_not_available_is_a_clear_error(
@@ -309,9 +307,8 @@ GATE = {
 
 
 async def test_every_outcome_is_observed(make_runtime: MakeRuntime, chat: Chat) -> None:
-    runtime = await make_runtime({**MANIFEST, **GATE}, CODE)
     seen: list[Any] = []
-    runtime.observers.append(seen.append)
+    await make_runtime({**MANIFEST, **GATE}, CODE, observers=(seen.append,))
     for line in ("!ok a", "!boom", "!hang", "!secret", "!cool", "!cool"):
         await chat.say(line)
     await chat.lines(6)

@@ -9,6 +9,8 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from textwrap import dedent
 from typing import Any
@@ -27,7 +29,7 @@ from runtime.errors import ConfigError, DeployError
 from runtime.legacy import plugin as legacy
 from runtime.legacy.host import LegacyPlugins
 from runtime.wire.bus import Bus
-from tests.conftest import Chat, MakeRuntime
+from tests.conftest import Chat, MakeRuntime, wait_for
 
 PLUGINS = Path(__file__).parent / "legacy_plugins"
 TOKEN = "s3cret"
@@ -146,13 +148,17 @@ def echo_plugin(folder: Path, version: str, broken: str = "") -> Path:
 
 
 @pytest.fixture
-async def deployer(bus: Bus, redis_url: str) -> AsyncIterator[Callable[[Runtime], DeployService]]:
+async def deployer(
+    bus: Bus, redis_url: str
+) -> AsyncIterator[Callable[[Runtime, LegacyPlugins | None], DeployService]]:
     made: list[tuple[DeployService, Versions]] = []
     prefix = f"test:{uuid.uuid4().hex}:"
 
-    def make(runtime: Runtime) -> DeployService:
+    def make(runtime: Runtime, plugins: LegacyPlugins | None) -> DeployService:
         versions = Versions.connect(redis_url, prefix=prefix)
-        service = DeployService(runtime, runtime.bus, TOKEN, versions, ack_window=0.05)
+        service = DeployService(
+            runtime, runtime.bus, TOKEN, versions, ack_window=0.05, plugins=plugins
+        )
         made.append((service, versions))
         return service
 
@@ -168,6 +174,10 @@ async def deploy(bus: Bus, shipped: bundle.Bundle) -> dict[str, Any]:
     return reply
 
 
+def answered_by(chat: Chat, version: str) -> bool:
+    return any(p["message"].startswith(f"v{version}:") for _, p in chat.sent)
+
+
 async def test_rosey_deploy_hot_swaps_a_plugin_under_load(
     serve: Serve,
     chat: Chat,
@@ -178,7 +188,7 @@ async def test_rosey_deploy_hot_swaps_a_plugin_under_load(
     plugins = tmp_path / "plugins"
     folder = echo_plugin(plugins / "echo", "1.0.0")
     runtime, host = await serve(["echo"], folder=plugins)
-    service = deployer(runtime)
+    service = deployer(runtime, host)
     await service.start()
     done = asyncio.Event()
     sent = 0
@@ -189,12 +199,12 @@ async def test_rosey_deploy_hot_swaps_a_plugin_under_load(
             await chat.say(f"!echo {sent}")
             sent += 1
             if sent % 10 == 0:
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0.005)  # pacing, so the sender does not starve the rest
 
     sender = asyncio.create_task(load())
     reports = []
-    for version in ("2.0.0", "3.0.0"):
-        await asyncio.sleep(0.03)
+    for old, version in pairwise(("1.0.0", "2.0.0", "3.0.0")):
+        await wait_for(partial(answered_by, chat, old))  # the version in service is under load
         echo_plugin(folder, version)
         # The path `rosey deploy plugins/echo` takes: bundle.collect → a legacy bundle.
         [shipped] = collect.collect([folder], tmp_path / "none", tmp_path / "none")
@@ -202,11 +212,11 @@ async def test_rosey_deploy_hot_swaps_a_plugin_under_load(
         reply = await deploy(bus, shipped)
         assert reply["success"], reply
         reports.append(reply["data"]["report"])
-    await asyncio.sleep(0.03)
+    await wait_for(partial(answered_by, chat, "3.0.0"))
     done.set()
     await sender
     await chat.lines(sent + 5, timeout=30)  # every answer, three starts and two stops
-    messages = [p["message"] for _, p in await chat.settle()]
+    messages = [p["message"] for _, p in await chat.settle(runtime, extra=lambda: host.busy)]
     lifecycle = [m for m in messages if m.startswith(("started", "stopped"))]
     # stop() of the old instance only once the new one has started and taken over.
     assert lifecycle == [
@@ -225,12 +235,12 @@ async def test_rosey_deploy_hot_swaps_a_plugin_under_load(
 
     # A runtime started later serves the deployed version from Redis, though not enabled there.
     later, later_host = await serve([], folder=tmp_path / "nothing")
-    deployed, removed = await deployer(later).deployed()
+    deployed, removed = await deployer(later, later_host).deployed()
     await later_host.start(deployed, removed)
     assert later.registry.get("echo").version == "3.0.0"  # type: ignore[union-attr]
     assert later_host.running["echo"].code.function.version == "3.0.0"
 
-    await chat.settle()  # the later instance said "started v3.0.0"
+    await chat.settle(later, extra=lambda: later_host.busy)  # it said "started v3.0.0"
     report = await host.remove("echo")
     assert report.removed == ["echo"]
     assert "echo" not in runtime.registry and "echo" not in host.running
@@ -255,8 +265,8 @@ async def test_failed_deploy_keeps_the_old_plugin(
     expected: str,
 ) -> None:
     folder = echo_plugin(tmp_path / "plugins" / "echo", "1.0.0")
-    runtime, _ = await serve(["echo"], folder=folder.parent)
-    await deployer(runtime).start()
+    runtime, host = await serve(["echo"], folder=folder.parent)
+    await deployer(runtime, host).start()
     await chat.lines(1)  # started v1.0.0
     bad = echo_plugin(tmp_path / "bad" / "echo", "2.0.0", broken)
     if "start = None" in broken:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from redis.asyncio import Redis
 
 from runtime.cli.logs import logs
+from runtime.config.keys import Namespace
 from runtime.config.settings import ActivationSettings
 from runtime.core.activation import Activation
 from runtime.ops.records import ActivationLog
@@ -33,9 +34,10 @@ def act(n: int, function: str = "calc", user: str = "alice", **extra: object) ->
     return Activation(**{**fields, **extra})  # type: ignore[arg-type]
 
 
-async def write(redis_url: str, stream: str, *records: Activation) -> None:
+async def write(redis_url: str, keys: Namespace, *records: Activation) -> None:
+    """As `rosey run` writes them, under the namespace of its `redis.prefix`."""
     redis = Redis.from_url(redis_url, decode_responses=True)
-    log = ActivationLog(redis, ActivationSettings(stream=stream))
+    log = ActivationLog(redis, keys, ActivationSettings())
     for record in records:
         log(record)
     await log.flush()
@@ -43,19 +45,20 @@ async def write(redis_url: str, stream: str, *records: Activation) -> None:
 
 
 @pytest.fixture
-def config(tmp_path: Path, redis_url: str) -> tuple[Path, str]:
-    stream = f"test:activations:{uuid.uuid4().hex}"
+def config(tmp_path: Path, redis_url: str) -> tuple[Path, Namespace]:
+    """Settings with a `redis.prefix` of the test's own, which `rosey logs` reads under."""
+    keys = Namespace(f"test:{uuid.uuid4().hex}:")
     path = tmp_path / "rosey.yaml"
-    path.write_text(f"redis: {{url: '{redis_url}'}}\nactivations: {{stream: '{stream}'}}\n")
-    return path, stream
+    path.write_text(f"redis: {{url: '{redis_url}', prefix: '{keys.prefix}'}}\n")
+    return path, keys
 
 
-def test_lists_records_oldest_first(config: tuple[Path, str], redis_url: str) -> None:
-    path, stream = config
+def test_lists_records_oldest_first(config: tuple[Path, Namespace], redis_url: str) -> None:
+    path, keys = config
     asyncio.run(
         write(
             redis_url,
-            stream,
+            keys,
             act(1),
             act(2, function="dice", user="bob"),
             act(3, outcome="error", error="calc 1.0.0 failed: ValueError: bad"),
@@ -84,9 +87,9 @@ def test_without_redis_says_what_is_missing(tmp_path: Path) -> None:
     assert "redis.url: not set, and no running `rosey run` recorded in" in result.output
 
 
-async def test_follow_prints_new_records(config: tuple[Path, str], redis_url: str) -> None:
-    path, stream = config
-    await write(redis_url, stream, act(1))
+async def test_follow_prints_new_records(config: tuple[Path, Namespace], redis_url: str) -> None:
+    path, keys = config
+    await write(redis_url, keys, act(1))
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -104,7 +107,7 @@ async def test_follow_prints_new_records(config: tuple[Path, str], redis_url: st
     try:
         async with asyncio.timeout(20):
             assert json.loads(await process.stdout.readline())["id"] == "id1"
-            await write(redis_url, stream, act(2, function="dice"), act(3))
+            await write(redis_url, keys, act(2, function="dice"), act(3))
             assert json.loads(await process.stdout.readline())["id"] == "id3"
     finally:
         process.terminate()

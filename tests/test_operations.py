@@ -1,4 +1,4 @@
-"""start_operations on a real runtime: health, readiness and metrics over HTTP, end to end."""
+"""Operations on a real runtime: health, readiness and metrics over HTTP, end to end."""
 
 import asyncio
 import json

@@ -50,13 +50,10 @@ def test_breaker_counts_failures_within_the_window_only() -> None:
 async def test_failing_function_is_paused_and_moderators_can_resume_it(
     make_runtime: MakeRuntime, bus: Bus, chat: Chat
 ) -> None:
-    runtime = await make_runtime(MANIFEST, CODE)
     seen: list[Activation] = []
-    runtime.observers.append(seen.append)
-    enable = EnableService(runtime, bus, "secret-token", window=0.1)
-    await enable.start()
-    assert runtime.router is not None
-    runtime.router.admin = enable.chat
+    enable = EnableService(bus, "secret-token", window=0.1)
+    runtime = await make_runtime(MANIFEST, CODE, observers=(seen.append,), admin=enable.chat)
+    await enable.start(runtime)
     try:
         for _ in range(3):
             await chat.say("!flaky")
@@ -88,8 +85,8 @@ async def test_rosey_enable_needs_the_deploy_token(
     make_runtime: MakeRuntime, nats_url: str, bus: Bus
 ) -> None:
     runtime = await make_runtime(MANIFEST, CODE)
-    enable = EnableService(runtime, bus, "secret-token")
-    await enable.start()
+    enable = EnableService(bus, "secret-token")
+    await enable.start(runtime)
     try:
         for _ in range(3):
             await bus.request("plugin.flaky.command", _command(), 5)

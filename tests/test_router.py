@@ -1,4 +1,3 @@
-import asyncio
 import json
 
 import pytest
@@ -95,12 +94,12 @@ async def test_denial_by_pm_goes_back_by_pm(make_runtime: MakeRuntime, chat: Cha
 async def test_unknown_commands_and_plain_chat_are_ignored(
     make_runtime: MakeRuntime, chat: Chat
 ) -> None:
-    await make_runtime(MANIFEST, ECHO)
+    runtime = await make_runtime(MANIFEST, ECHO)
     await chat.say("!nosuchthing")
     await chat.say("just chatting")
     await chat.say("!echo after")
     assert await chat.lines(1) == ["echo|after|alice|0|chat"]
-    assert len(await chat.settle()) == 1
+    assert len(await chat.settle(runtime)) == 1
 
 
 async def test_cooldown_per_user(make_runtime: MakeRuntime, chat: Chat) -> None:
@@ -140,13 +139,12 @@ async def test_rank_typed_by_user_is_just_an_argument(
 async def test_each_line_routed_once_with_two_runtimes(
     make_runtime: MakeRuntime, chat: Chat
 ) -> None:
-    await make_runtime(MANIFEST, ECHO)
-    await make_runtime(MANIFEST, ECHO)
+    first = await make_runtime(MANIFEST, ECHO)
+    second = await make_runtime(MANIFEST, ECHO)
     for i in range(20):
         await chat.say(f"!echo {i}")
     lines = await chat.lines(20)
-    await asyncio.sleep(0.1)
-    assert len(await chat.settle()) == 20
+    assert len(await chat.settle(first, second)) == 20
     assert sorted(lines) == sorted(f"echo|{i}|alice|0|chat" for i in range(20))
 
 

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
+from runtime.config.keys import Namespace
 from runtime.constants import ErrorCode
 from runtime.database import codec as dbcodec
 from runtime.database import query as dbquery
@@ -161,8 +162,30 @@ async def test_bad_arguments_name_the_field(store: Store, coll: str) -> None:
 
 
 async def test_prefix_must_not_break_the_hash_tag(redis_url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Namespace("a{b}:")
+    assert (info.value.key, info.value.problem) == (
+        "redis.prefix",
+        "'a{b}:' must not contain braces",
+    )
     with pytest.raises(ConfigError, match="braces"):
-        Store(connect_client(redis_url), prefix="a{b}:")
+        await Store.connect(redis_url, prefix="a}b:")
+
+
+async def test_keys_are_as_before_the_namespace(redis_url: str, coll: str) -> None:
+    """Data written before every key had the prefix stays readable: the same keys, by default
+    and under a configured prefix."""
+    for prefix in ("rosey:db:", f"mine{coll}:"):
+        client = connect_client(redis_url)
+        try:
+            store = Store(client, Namespace(prefix))
+            await store.set(coll, "amy", {"n": 1})
+            assert await client.hget(f"{prefix}{{{coll}}}:r:amy", "n") is not None
+            assert await client.zscore(f"{prefix}{{{coll}}}:ids", dbcodec.id_key("amy")) == 0
+            await store.close()  # not its client: still open
+            assert await client.ping()
+        finally:
+            await client.aclose()
 
 
 async def test_collection_keys_share_one_cluster_slot(store: Store, coll: str) -> None:
@@ -180,14 +203,15 @@ async def test_redis_failures_are_store_errors(redis_url: str) -> None:
     with pytest.raises(StoreError) as info:
         await Store.connect(dead)
     assert info.value.code == ErrorCode.DATABASE_ERROR
-    store = Store(connect_client(dead))
+    client = connect_client(dead)
+    store = Store(client, Namespace())
     try:
         for call in (store.get("c", 1), store.set("c", None, {}), store.query("c")):
             with pytest.raises(StoreError) as info:
                 await call
             assert info.value.code == ErrorCode.DATABASE_ERROR
     finally:
-        await store.close()
+        await client.aclose()
 
 
 # Concurrency

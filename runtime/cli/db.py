@@ -1,4 +1,6 @@
-"""`rosey db`: read and edit the running instance's database over NATS, without redis-cli."""
+"""`rosey db`: read and edit the running instance's database over NATS, without redis-cli.
+
+NATS (whose client loads aiohttp) is imported when a command connects, not with this module."""
 
 from __future__ import annotations
 
@@ -14,10 +16,8 @@ import click
 
 from runtime.config.settings import Settings
 from runtime.config.settings import load as load_settings
-from runtime.database import client
 from runtime.errors import RoseyError
 from runtime.host import instance as instances
-from runtime.wire.bus import Bus
 
 
 def _json_arg(text: str, name: str) -> Any:
@@ -52,6 +52,9 @@ class Call:
     async def _send(
         self, settings: Settings, url: str, operation: str, payload: dict[str, Any]
     ) -> dict[str, Any]:
+        from runtime.database import client
+        from runtime.wire.bus import Bus
+
         # reconnect=False: a command gives up on an unreachable server instead of waiting.
         bus = await Bus.connect(
             url, name="rosey-db", timeout=self.timeout, reconnect=False, auth=settings.nats

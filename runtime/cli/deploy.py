@@ -1,13 +1,17 @@
-"""`rosey deploy`, `rollback`, `remove`, `dev` and `ls`: thin commands over bundles and NATS."""
+"""`rosey deploy`, `rollback`, `remove`, `dev` and `ls`: thin commands over bundles and NATS.
+
+NATS (whose client loads aiohttp) is imported when a command connects, not with this module."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,7 +22,9 @@ from runtime.core.bundle import Bundle
 from runtime.deploy import check, collect
 from runtime.errors import ConfigError, RoseyError
 from runtime.host import instance as instances
-from runtime.wire.bus import Bus
+
+if TYPE_CHECKING:
+    from runtime.wire.bus import Bus
 
 
 def _token(settings: Settings) -> str:
@@ -29,6 +35,8 @@ def _token(settings: Settings) -> str:
 
 
 async def _connect(settings: Settings) -> Bus:
+    from runtime.wire.bus import Bus
+
     return await Bus.connect(
         instances.nats_url(settings), name="rosey-cli", reconnect=False, auth=settings.nats
     )
@@ -36,18 +44,8 @@ async def _connect(settings: Settings) -> Bus:
 
 async def gather_status(bus: Bus, window: float = 0.3) -> list[dict[str, Any]]:
     """Every running runtime's status (they all answer rosey.status)."""
-    inbox = bus.nc.new_inbox()
-    answers: list[dict[str, Any]] = []
-
-    async def collect(msg: Any) -> None:
-        answers.append(json.loads(msg.data)["data"])
-
-    sub = await bus.nc.subscribe(inbox, cb=collect)
-    await bus.nc.publish(STATUS, b"{}", reply=inbox)
-    await bus.flush()
-    await asyncio.sleep(window)
-    await sub.unsubscribe()
-    return answers
+    replies = await bus.gather(STATUS, {}, window)
+    return [r["data"] for r in replies if r.get("success") and isinstance(r.get("data"), dict)]
 
 
 def plan(bundles: list[Bundle], current: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -283,24 +281,67 @@ def list_functions(config_path: Path | None, as_json: bool) -> None:
 @click.command()
 @config_option
 def dev(config_path: Path | None) -> None:
-    """Watch functions/ and manifests/ and deploy what changes on every save."""
+    """Deploy what differs from the running runtime, then watch functions/ and manifests/ and
+    deploy what changes on every save."""
+    settings = settings_or_exit(config_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    probes = Path(tempfile.mkdtemp(prefix="dev-probe-", dir=settings.data_dir)).resolve()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_dev(settings, probes))
+    finally:
+        shutil.rmtree(probes, ignore_errors=True)
+
+
+async def _dev(settings: Settings, probes: Path, probe_every: float = 0.2) -> None:
+    """`rosey dev`: says `watching` only once the watcher is armed, so no save after it is lost.
+
+    watchfiles says nothing when it starts watching, so a private probe folder is watched too
+    and written to until the watcher reports it. Then everything is deployed once (unchanged
+    functions answer "unchanged"); saves made meanwhile come in the watcher's next batch.
+    `probes` is that folder, empty and used by nothing else."""
     from watchfiles import awatch
 
-    settings = settings_or_exit(config_path)
+    async def deploy(paths: list[Path]) -> None:
+        try:
+            await _deploy(settings, paths, plan_only=False, yes=True, force=False, quiet=False)
+        except RoseyError as e:
+            click.echo(f"not deployed: {e}", err=True)
 
-    async def watch() -> None:
-        click.echo(f"watching {settings.functions_dir} and {settings.manifests_dir}", err=True)
-        async for changes in awatch(settings.functions_dir, settings.manifests_dir):
-            paths = _changed_sources(changes)
-            if not paths:
+    armed = asyncio.Event()
+    prober = asyncio.create_task(_probe(probes / "probe", armed, probe_every))
+    try:
+        async for changes in awatch(settings.functions_dir, settings.manifests_dir, probes):
+            if not armed.is_set():
+                if any(_within(path, probes) for _, path in changes):
+                    armed.set()
+                    # What was saved before this is in the first deploy.
+                    await deploy([settings.functions_dir, settings.manifests_dir])
+                    click.echo(
+                        f"watching {settings.functions_dir} and {settings.manifests_dir}", err=True
+                    )
                 continue
-            try:
-                await _deploy(settings, paths, plan_only=False, yes=True, force=False, quiet=False)
-            except RoseyError as e:
-                click.echo(f"not deployed: {e}", err=True)
+            paths = _changed_sources({c for c in changes if not _within(c[1], probes)})
+            if paths:
+                await deploy(paths)
+    finally:
+        prober.cancel()
+        await asyncio.wait({prober})
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(watch())
+
+async def _probe(path: Path, armed: asyncio.Event, every: float) -> None:
+    """Write `path` every `every` seconds until `armed` is set."""
+    written = 0
+    while not armed.is_set():
+        written += 1
+        await asyncio.to_thread(path.write_text, str(written))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(every):
+                await armed.wait()
+
+
+def _within(path: str, folder: Path) -> bool:
+    return Path(path).resolve().is_relative_to(folder)
 
 
 def _changed_sources(changes: set[tuple[Any, str]]) -> list[Path]:
@@ -334,17 +375,6 @@ def enable(config_path: Path | None, as_json: bool, name: str) -> None:
 async def _enable(settings: Settings, name: str, window: float = 0.5) -> list[dict[str, Any]]:
     bus = await _connect(settings)
     try:
-        inbox = bus.nc.new_inbox()
-        answers: list[dict[str, Any]] = []
-
-        async def collect(msg: Any) -> None:
-            answers.append(json.loads(msg.data))
-
-        sub = await bus.nc.subscribe(inbox, cb=collect)
-        await bus.publish(ENABLE, {"name": name, "token": _token(settings)}, reply=inbox)
-        await bus.flush()
-        await asyncio.sleep(window)
-        await sub.unsubscribe()
-        return answers
+        return await bus.gather(ENABLE, {"name": name, "token": _token(settings)}, window)
     finally:
         await bus.close()

@@ -12,6 +12,7 @@ from typing import Any
 import click
 from redis.asyncio import Redis
 
+from runtime.config.keys import Namespace
 from runtime.config.settings import Settings
 from runtime.config.settings import load as load_settings
 from runtime.errors import ConfigError, RoseyError
@@ -54,8 +55,9 @@ async def _logs(
     follow: bool,
     as_json: bool,
 ) -> None:
+    keys = Namespace(settings.redis.prefix)  # the stream is a key under it, as `rosey run` writes
     redis = Redis.from_url(redis_url(settings), decode_responses=True)
-    records = ActivationLog(redis, settings.activations)
+    records = ActivationLog(redis, keys, settings.activations)
 
     def show(record: dict[str, Any]) -> None:
         click.echo(json.dumps(record) if as_json else describe(record))

@@ -1,32 +1,57 @@
-"""The `rosey` command: one click group, thin subcommands over library functions."""
+"""The `rosey` command: one click group, thin subcommands over library functions.
+
+Each command imports what it uses when it runs, and the subcommands of the other modules are
+imported only when named (LazyGroup): `rosey deploy`, or `rosey run --help`, must not load the
+server (aiohttp, socketio, prometheus_client)."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from runtime import __version__
-from runtime.cli import db as dbcli
-from runtime.cli import deploy as deploycli
-from runtime.cli import logs as logscli
 from runtime.cli.options import config_option, json_option, settings_or_exit
-from runtime.config import manifest
-from runtime.config.settings import Settings
-from runtime.constants import command_subject
-from runtime.core.permissions import check_rank, rank_name
-from runtime.core.registry import Registry
 from runtime.errors import RoseyError
-from runtime.host import instance as instances
-from runtime.host import serve as service
 from runtime.ops import logsetup
-from runtime.wire import contract
-from runtime.wire.bus import Bus
+
+if TYPE_CHECKING:
+    from runtime.config.settings import Settings
+
+# name → "module:attribute" of the subcommands that live in other modules.
+LAZY_COMMANDS = {
+    "db": "runtime.cli.db:db",
+    "deploy": "runtime.cli.deploy:deploy",
+    "dev": "runtime.cli.deploy:dev",
+    "enable": "runtime.cli.deploy:enable",
+    "logs": "runtime.cli.logs:logs",
+    "ls": "runtime.cli.deploy:list_functions",
+    "remove": "runtime.cli.deploy:remove",
+    "rollback": "runtime.cli.deploy:rollback",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose LAZY_COMMANDS are imported when named, not when `rosey` starts."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
 
 
 def _fail(error: RoseyError) -> click.ClickException:
@@ -41,7 +66,7 @@ def _logging(level: str, fmt: str = "text", secrets: Iterable[str] = ()) -> None
         raise _fail(e) from e
 
 
-@click.group()
+@click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="rosey")
 def cli() -> None:
     """Rosey: plain Python functions, declared in YAML manifests, serving a CyTube channel."""
@@ -66,6 +91,8 @@ def run(
     config_path: Path | None, rank: float, user: str, console: bool, log_format: str | None
 ) -> None:
     """Start Rosey (embedded NATS when none is configured; console chat without cytube)."""
+    from runtime.host import serve as service
+
     settings = settings_or_exit(config_path)
     _logging(settings.log_level, log_format or settings.log_format, logsetup.secrets_of(settings))
     try:
@@ -87,6 +114,8 @@ def worker(config_path: Path | None, log_format: str | None) -> None:
     """Serve functions only (no connector, router or console), sharing each function's queue
     group with every other runtime and worker: on the configured NATS and Redis, or on those of
     the `rosey run` of this folder."""
+    from runtime.host import serve as service
+
     settings = settings_or_exit(config_path)
     _logging(settings.log_level, log_format or settings.log_format, logsetup.secrets_of(settings))
     try:
@@ -101,6 +130,9 @@ def worker(config_path: Path | None, log_format: str | None) -> None:
 @json_option
 def validate(config_path: Path | None, as_json: bool) -> None:
     """Check every manifest (and that their commands do not clash) without starting anything."""
+    from runtime.config import manifest
+    from runtime.core.registry import Registry
+
     settings = settings_or_exit(config_path)
     try:
         registry = Registry(manifest.load_dir(settings.manifests_dir))
@@ -150,6 +182,13 @@ def invoke(
 async def _invoke(
     settings: Settings, word: str, args: list[str], rank: float, user: str, timeout: float | None
 ) -> dict[str, Any]:
+    from runtime.config import manifest
+    from runtime.constants import command_subject
+    from runtime.core.permissions import check_rank, rank_name
+    from runtime.core.registry import Registry
+    from runtime.host import instance as instances
+    from runtime.wire import contract
+
     registry = Registry(manifest.load_dir(settings.manifests_dir))
     route = registry.resolve(word.lstrip(settings.command_prefix))
     if route is None:
@@ -169,6 +208,8 @@ async def _invoke(
     wait = timeout or route.function.timeout + 1.0
     running = settings.nats.url or (instances.find(settings) and instances.nats_url(settings))
     if running:
+        from runtime.wire.bus import Bus
+
         bus = await Bus.connect(
             str(running), name="rosey-invoke", reconnect=False, auth=settings.nats
         )
@@ -179,6 +220,8 @@ async def _invoke(
             return reply
         finally:
             await bus.close()
+    from runtime.host import serve as service
+
     return await service.invoke_once(settings, route.function.name, payload, wait)
 
 
@@ -186,23 +229,12 @@ async def _invoke(
 @click.option("--markdown", is_flag=True, help="Print docs/contracts.md.")
 def show_contract(markdown: bool) -> None:
     """Print the NATS contract's JSON Schemas (or the generated Markdown)."""
+    from runtime.wire import contract
+
     if markdown:
         click.echo(contract.render_markdown(), nl=False)
     else:
         click.echo(json.dumps(contract.specs(), indent=2))
-
-
-for command in (
-    dbcli.db,
-    deploycli.deploy,
-    deploycli.rollback,
-    deploycli.remove,
-    deploycli.dev,
-    deploycli.list_functions,
-    deploycli.enable,
-    logscli.logs,
-):
-    cli.add_command(command)
 
 
 def main() -> None:

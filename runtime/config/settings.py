@@ -38,7 +38,7 @@ class NatsSettings:
 @dataclass
 class RedisSettings:
     url: str | None = None  # None: start an embedded redis-server
-    prefix: str = "rosey:db:"
+    prefix: str = "rosey:db:"  # begins every Redis key Rosey writes (runtime/config/keys.py)
 
 
 @dataclass
@@ -88,7 +88,7 @@ class HttpSettings:
 
 @dataclass
 class ActivationSettings:
-    stream: str = "rosey:activations"  # the Redis stream key
+    stream: str = "activations"  # the Redis stream, a key under redis.prefix
     max_records: int = 10_000  # the stream is capped near this length (XADD MAXLEN ~)
     retention: float = 7 * 86400.0  # seconds; older records are trimmed
     buffer: int = 10_000  # records waiting to be written; past it the oldest are dropped

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -40,7 +40,7 @@ def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def notify(observers: list[Observer], activation: Activation) -> None:
+def notify(observers: Sequence[Observer], activation: Activation) -> None:
     # An observer must never break an invocation: its failure is logged and forgotten.
     for observer in observers:
         try:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from runtime.config.manifest import Function
 from runtime.constants import SEND_CHAT, SEND_PM
@@ -46,6 +46,14 @@ class Unavailable:
         raise StoreError(name, "the database is not available in this runtime")
 
 
+class Listener(Protocol):
+    """The listening windows of a runtime (runtime.core.listen.Listening), as a Context uses them."""
+
+    async def listen(self, function: str, channel: str | None, seconds: float) -> float: ...
+
+    async def stop(self, function: str) -> None: ...
+
+
 Sender = Callable[[str, Any], Awaitable[None]]
 Requester = Callable[[str, Any, float], Awaitable[Any]]
 
@@ -62,6 +70,7 @@ class Context:
         catalog: Callable[[], list[Route]] = list,
         db: Any = None,
         log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+        listener: Listener | None = None,
     ) -> None:
         self.function = function
         self.event = event
@@ -69,6 +78,7 @@ class Context:
         self.db = db if db is not None else Unavailable()
         self.log = log or logging.getLogger(f"rosey.fn.{function.name}")
         self._publish, self._request, self._catalog = publish, request, catalog
+        self._listener = listener
         # Set when the command came as a NATS request: replies are returned, not sent to chat.
         self.collected: list[str] | None = None
 
@@ -119,19 +129,13 @@ class Context:
         """Send plain chat lines to the manifest's listen handler for `seconds` (re-arms an
         open window); returns the seconds granted, 0 where there is nothing to listen to
         (a deploy's examples)."""
-        from runtime.core import listen
-
-        hub = listen.for_publisher(self._publish)
-        if hub is None:
+        if self._listener is None:
             return 0.0
-        return await hub.listen(self.function.name, self.event.channel, seconds)
+        return await self._listener.listen(self.function.name, self.event.channel, seconds)
 
     async def stop_listening(self) -> None:
-        from runtime.core import listen
-
-        hub = listen.for_publisher(self._publish)
-        if hub is not None:
-            await hub.stop(self.function.name)
+        if self._listener is not None:
+            await self._listener.stop(self.function.name)
 
 
 class SyncContext:

@@ -1,8 +1,8 @@
 """Per-command cooldowns per user, channel or globally, kept in Redis so they hold across runtimes.
 
-One key per (command, scope) with the cooldown as its expiry: `SET NX PX` books a run, and when
-the key exists already its `PTTL` says how long to wait. Without Redis, MemoryCooldowns keeps
-the same scopes for this runtime alone.
+One key per (command, scope), under the deployment's namespace, with the cooldown as its expiry:
+`SET NX PX` books a run, and when the key exists already its `PTTL` says how long to wait.
+Without Redis, MemoryCooldowns keeps the same scopes for this runtime alone.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from runtime.config.keys import DEFAULT_NAMESPACE, Namespace
 from runtime.config.manifest import Command
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 log = logging.getLogger("rosey.cooldowns")
-
-KEY_PREFIX = "rosey:cooldown:"
 
 
 def scope(command: Command, user: str, channel: str | None) -> str:
@@ -62,10 +61,16 @@ class MemoryCooldowns:
 
 
 class SharedCooldowns:
-    """Cooldowns in Redis when there is one, in memory otherwise."""
+    """Cooldowns in Redis when there is one (keys `<prefix>cooldown:<command>:<scope>`), in
+    memory otherwise."""
 
-    def __init__(self, redis: Redis | None = None, memory: MemoryCooldowns | None = None) -> None:
-        self.redis = redis
+    def __init__(
+        self,
+        redis: Redis | None = None,
+        keys: Namespace = DEFAULT_NAMESPACE,
+        memory: MemoryCooldowns | None = None,
+    ) -> None:
+        self.redis, self.keys = redis, keys
         self.memory = memory or MemoryCooldowns()
 
     async def remaining(
@@ -77,7 +82,7 @@ class SharedCooldowns:
         who = scope(command, user, channel)
         if self.redis is None:
             return self.memory.remaining(who, command)
-        key = f"{KEY_PREFIX}{command.name}:{who}"
+        key = self.keys.join("cooldown", command.name, who)
         try:
             if await self.redis.set(key, "1", nx=True, px=max(1, int(command.cooldown * 1000))):
                 return 0.0

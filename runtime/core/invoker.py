@@ -7,7 +7,7 @@ import contextvars
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
@@ -27,8 +27,8 @@ from runtime.constants import (
 )
 from runtime.core.activation import Activation, Observer, Outcome, new_id, notify
 from runtime.core.breaker import Breaker
-from runtime.core.context import Context, Event, SyncContext, lines
-from runtime.core.loader import Code, is_async
+from runtime.core.context import Context, Event, Listener, SyncContext, lines
+from runtime.core.loader import Loaded, is_async
 from runtime.core.permissions import check_rank, denial_line
 from runtime.core.registry import Route
 from runtime.errors import (
@@ -42,7 +42,6 @@ from runtime.errors import (
     RoseyError,
     WorkerError,
 )
-from runtime.isolation.host import Isolated
 from runtime.wire import contract
 from runtime.wire.bus import Binding, Bindings, Bus
 
@@ -64,16 +63,17 @@ class Invoker:
 
     def __init__(
         self,
-        code: Code | Isolated,
+        code: Loaded,
         bus: Bus,
         executor: Executor,
         catalog: Callable[[], list[Route]] = list,
         db: Any = None,
-        observers: list[Observer] | None = None,
+        observers: Sequence[Observer] = (),
+        listener: Listener | None = None,
     ) -> None:
         self.function: Function = code.function
         self.code, self.bus, self.executor, self.catalog, self.db = code, bus, executor, catalog, db
-        self.observers = observers if observers is not None else []
+        self.observers, self.listener = observers, listener
         self.in_flight = 0
         self.waiting = 0
         self._slots = asyncio.Semaphore(self.function.concurrency)
@@ -248,6 +248,7 @@ class Invoker:
             logging.LoggerAdapter(
                 self.log, {"function": f.name, "version": f.version, "id": event.id}
             ),
+            self.listener,
         )
         if msg.reply and event.kind == "command":
             ctx.collected = []

@@ -8,8 +8,7 @@ re-arms the window, ctx.stop_listening() ends it without that event. The window 
 manifest's `listen.max_seconds`.
 
 Listening is per runtime: the runtime that ran the handler calling ctx.listen reads the chat.
-A Context finds its runtime's Listening through the Bus it publishes on (see `for_publisher`),
-because Contexts are built by the invoker, which knows nothing of listeners.
+The Runtime hands its Listening to each Invoker, which gives it to every Context it builds.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -33,18 +31,10 @@ from runtime.wire.bus import Binding, Bus
 
 log = logging.getLogger("rosey.listen")
 
-_BY_BUS: weakref.WeakKeyDictionary[Bus, Listening] = weakref.WeakKeyDictionary()
-
 
 class ListenError(RoseyError):
     def __init__(self, function: str, problem: str) -> None:
         super().__init__(f"function {function!r}: {problem}")
-
-
-def for_publisher(publish: Any) -> Listening | None:
-    """The Listening of the runtime whose bus `publish` (a bound Bus.publish) belongs to."""
-    owner = getattr(publish, "__self__", None)
-    return _BY_BUS.get(owner) if isinstance(owner, Bus) else None
 
 
 class _Window:
@@ -59,7 +49,6 @@ class Listening:
     def __init__(self, bus: Bus, invokers: Callable[[], dict[str, Any]], prefix: str = "!") -> None:
         self.bus, self.invokers, self.prefix = bus, invokers, prefix
         self.windows: dict[str, _Window] = {}
-        _BY_BUS[bus] = self
 
     def active(self, function: str) -> bool:
         return function in self.windows

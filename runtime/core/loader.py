@@ -13,12 +13,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from runtime.config.manifest import Function
 from runtime.errors import LoadError
 
 Handler = Callable[[Any, Any], Any]
+
+
+class Loaded(Protocol):
+    """Code an Invoker can run: in this process (Code) or in a worker process
+    (runtime.isolation.host.Isolated)."""
+
+    function: Function
+
+    def handler(self, target: str) -> Handler: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def purge(self) -> None: ...
 
 
 @dataclass
@@ -34,7 +49,7 @@ class Code:
     def handler(self, target: str) -> Handler:
         return self.handlers[target]
 
-    # The same life as runtime.isolation.Isolated, which runs the handlers in a worker process.
+    # The same life as runtime.isolation.host.Isolated, which runs the handlers in a worker process.
     async def start(self) -> None:
         return None
 

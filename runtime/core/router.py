@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shlex
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -60,12 +60,15 @@ class Router:
         registry: Callable[[], Registry],
         prefix: str = "!",
         cooldowns: SharedCooldowns | None = None,
-        observers: list[Observer] | None = None,
+        observers: Sequence[Observer] = (),
+        admin: Admin | None = None,
     ) -> None:
         self.bus, self.registry, self.prefix = bus, registry, prefix
         # In Redis when the runtime has it, so a cooldown holds whichever runtime routes the line.
         self.cooldowns = cooldowns or SharedCooldowns()
-        self.observers = observers if observers is not None else []
+        self.observers = observers
+        # The built-in `!rosey` command (runtime/ops/enable.py), where `rosey run` provides it.
+        self.admin = admin
         # A queue group, so that several runtimes route each chat line once.
         self.bindings = Bindings(
             [
@@ -74,7 +77,6 @@ class Router:
             ]
         )
         self.routed = 0
-        self.admin: Admin | None = None  # set by `rosey run` (runtime/quarantine.py)
 
     async def start(self) -> None:
         await self.bindings.start()

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,24 +17,48 @@ from runtime.config import manifest
 from runtime.config.manifest import Function
 from runtime.config.settings import Settings
 from runtime.constants import PLATFORM_HEARTBEAT, PLATFORM_SHUTDOWN, PLATFORM_STARTUP
-from runtime.core import bundle, loader
+from runtime.core import loader
 from runtime.core.activation import Observer
-from runtime.core.bundle import Bundle
 from runtime.core.cooldowns import SharedCooldowns
 from runtime.core.invoker import Invoker
 from runtime.core.listen import Listening
-from runtime.core.loader import Code
+from runtime.core.loader import Loaded
 from runtime.core.registry import Registry, Route
-from runtime.core.router import Router
+from runtime.core.router import Admin, Router
 from runtime.core.schedule import Schedules
 from runtime.core.usage import Usage, UsageService
 from runtime.errors import ConfigError, DeployError, LoadError, RegistryError, RoseyError
-from runtime.isolation.host import Isolated
 from runtime.wire.bus import Bus
 
 log = logging.getLogger("rosey.runtime")
 
 DbFactory = Callable[[Function], Any]
+Preparer = Callable[[Function], Awaitable[None]]
+SwapHook = Callable[[str], Awaitable[None]]
+Isolate = Callable[[Function, Path], Loaded]
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What the composition root (runtime/host/serve.py) plugs into a Runtime, all at construction.
+
+    `observers` see every activation (metrics, activation records). `preparers` are awaited with
+    each function before its code loads, at start and on every swap (the database declares the
+    manifest's indexes). `swap_hooks` are awaited with a function's name after every swap and
+    removal (service discovery). `admin` answers the router's built-in `!rosey` command.
+    `isolate` loads a function declaring `isolation: process` in a worker process; without it
+    such a function is refused. `redis` (an asyncio client) shares cooldowns and schedule claims
+    across runtimes under the namespace `keys`; None keeps them in this process.
+    """
+
+    db: DbFactory | None = None
+    redis: Any = None
+    keys: Any = None
+    observers: Sequence[Observer] = ()
+    preparers: Sequence[Preparer] = ()
+    swap_hooks: Sequence[SwapHook] = ()
+    admin: Admin | None = None
+    isolate: Isolate | None = None
 
 
 @dataclass
@@ -84,27 +108,17 @@ class Runtime:
         functions: list[Function] | None = None,
         *,
         route: bool = True,
-        db: DbFactory | None = None,
-        redis: Any = None,
+        wiring: Wiring = Wiring(),
     ) -> None:
-        self.settings, self.bus, self.db = settings, bus, db
+        self.settings, self.bus, self.wiring = settings, bus, wiring
         self._functions = functions
         self.registry = Registry()
         self.invokers: dict[str, Invoker] = {}
         self.executor = ThreadPoolExecutor(settings.sync_workers, thread_name_prefix="rosey-sync")
-        # Observers see every activation (metrics, activation records); add before start().
-        self.observers: list[Observer] = []
-        # Called with each function before its code loads, at start and on every swap
-        # (the database declares the manifest's indexes here).
-        self.preparers: list[Callable[[Function], Awaitable[None]]] = []
-        # Awaited with a function's name after every swap and removal (service discovery).
-        self.swap_hooks: list[Callable[[str], Awaitable[None]]] = []
-        # Schedules, listening windows, cooldowns and usage counters (issue 6). `redis` (an
-        # asyncio client) shares cooldowns and schedule claims across runtimes; None keeps them
-        # in this process.
         self.usage = Usage()
-        self.observers.append(self.usage)
+        self.observers: tuple[Observer, ...] = (*wiring.observers, self.usage)
         self.usage_service = UsageService(bus, self.usage)
+        redis = wiring.redis
         self.schedules = Schedules(lambda: self.invokers, redis, settings.channel)
         self.listening = Listening(bus, lambda: self.invokers, settings.command_prefix)
         self.router = (
@@ -114,6 +128,7 @@ class Runtime:
                 settings.command_prefix,
                 cooldowns=SharedCooldowns(redis),
                 observers=self.observers,
+                admin=wiring.admin,
             )
             if route
             else None
@@ -121,7 +136,6 @@ class Runtime:
         self.started_at = 0.0
         self._heartbeat: asyncio.Task[None] | None = None
         self._swap_lock = asyncio.Lock()
-        self.hashes: dict[str, str] = {}  # bundle hash of what each function serves
 
     @property
     def bundle_root(self) -> Path:
@@ -130,17 +144,21 @@ class Runtime:
     def catalog(self) -> list[Route]:
         return self.registry.commands()
 
-    def _invoker(self, code: Code | Isolated) -> Invoker:
-        db = self.db(code.function) if self.db else None
-        return Invoker(code, self.bus, self.executor, self.catalog, db, self.observers)
+    def _invoker(self, code: Loaded) -> Invoker:
+        db = self.wiring.db(code.function) if self.wiring.db else None
+        return Invoker(
+            code, self.bus, self.executor, self.catalog, db, self.observers, self.listening
+        )
 
-    def _load(self, function: Function, folder: Path) -> Code | Isolated:
+    def _load(self, function: Function, folder: Path) -> Loaded:
         """In this process, or (isolation: process) in a worker process started with the Invoker."""
         isolation = function.isolation or self.settings.isolation.default
         if isolation not in ("none", "process"):
             raise ConfigError("settings", "isolation.default", "expected none or process")
         if isolation == "process":
-            return Isolated(function, folder, self.settings.isolation, self.settings.log_level)
+            if self.wiring.isolate is None:
+                raise LoadError(function.name, function.source, "isolation: process needs a worker host here")
+            return self.wiring.isolate(function, folder)
         return loader.load(function, folder)
 
     async def swap(self, function: Function, folder: Path) -> SwapReport:
@@ -158,7 +176,7 @@ class Runtime:
             except RegistryError as e:
                 raise DeployError(function.name, str(e)) from e
             try:
-                for prepare in self.preparers:
+                for prepare in self.wiring.preparers:
                     await prepare(function)
             except RoseyError as e:
                 raise DeployError(function.name, str(e)) from e
@@ -211,7 +229,7 @@ class Runtime:
         invoker = self.invokers.get(name)
         if invoker is None or invoker.function.listen is None:
             await self.listening.stop(name)
-        for hook in self.swap_hooks:
+        for hook in self.wiring.swap_hooks:
             await hook(name)
 
     async def _retire(self, old: Invoker | None) -> int:
@@ -221,40 +239,26 @@ class Runtime:
         old.code.purge()
         return drained
 
-    async def start(self, deployed: Sequence[Bundle] = (), removed: Collection[str] = ()) -> None:
+    async def start(self, served: Sequence[tuple[Function, Path]] | None = None) -> None:
         """Validate, load and bind every function; nothing is bound unless all of them load.
 
-        `deployed` bundles (from earlier deploys) take the place of the manifests of the same
-        name on disk, and `removed` names are not served at all.
+        `served` pairs each function with the folder of its code (the deploy service chooses
+        deployed versions over those on disk); by default, the manifests and functions folders
+        of the settings.
         """
-        functions = self._functions
-        if functions is None:
-            functions = manifest.load_dir(self.settings.manifests_dir)
-        chosen = {
-            f.name: (f, self.settings.functions_dir) for f in functions if f.name not in removed
-        }
-        for shipped in deployed:
-            try:
-                chosen[shipped.name] = (shipped.function(), shipped.materialize(self.bundle_root))
-            except RoseyError as e:
-                log.error(
-                    "deployed %s %s is unusable here, serving the one on disk: %s",
-                    shipped.name,
-                    shipped.version,
-                    e,
-                )
-        hashes = {f.name: _disk_hash(f, folder) for f, folder in chosen.values()}
-        hashes.update({b.name: b.hash for b in deployed if b.name in chosen})
-        registry = Registry(f for f, _ in chosen.values())
+        if served is None:
+            functions = self._functions
+            if functions is None:
+                functions = manifest.load_dir(self.settings.manifests_dir)
+            served = [(f, self.settings.functions_dir) for f in functions]
+        registry = Registry(f for f, _ in served)
         for f in registry:
-            for prepare in self.preparers:
+            for prepare in self.wiring.preparers:
                 await prepare(f)
         invokers = {
-            f.name: self._invoker(self._load(f, folder))
-            for f, folder in chosen.values()
-            if not f.external
+            f.name: self._invoker(self._load(f, folder)) for f, folder in served if not f.external
         }
-        self.registry, self.invokers, self.hashes = registry, invokers, hashes
+        self.registry, self.invokers = registry, invokers
         try:
             for invoker in invokers.values():
                 await invoker.start()
@@ -349,13 +353,3 @@ class Runtime:
                     "nats_connected": self.bus.connected,
                 },
             )
-
-
-def _disk_hash(function: Function, folder: Path) -> str:
-    path = Path(function.source)
-    if not path.exists():
-        return ""
-    try:
-        return bundle.build(path, folder).hash
-    except (RoseyError, OSError):
-        return ""

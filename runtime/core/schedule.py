@@ -2,8 +2,8 @@
 
 Every runtime computes the same due times (intervals are aligned to the epoch, cron times to the
 wall clock of the schedule's time zone), and the firing of one due time is claimed with a Redis
-`SET NX` on (function, schedule, due time): whichever runtime claims it runs the handler, the
-others skip it. Without Redis the runtime is alone and fires every due time itself.
+`SET NX` on (function, schedule, due time), the key `<prefix>schedule:<function>:<schedule>:<due
+ms>`: whichever runtime claims it runs the handler, the others skip it. Without Redis the runtime is alone and fires every due time itself.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ if TYPE_CHECKING:
     from runtime.config.manifest import Function, ScheduleSpec
 
 from runtime.config.cron import next_due
+from runtime.config.keys import DEFAULT_NAMESPACE, Namespace
 
 log = logging.getLogger("rosey.schedule")
-
-LOCK_PREFIX = "rosey:schedule:"
 
 
 Fire = Callable[["ScheduleSpec", float], Awaitable[None]]
@@ -38,9 +37,11 @@ class Scheduler:
         function: Function,
         fire: Fire,
         redis: Redis | None = None,
+        keys: Namespace = DEFAULT_NAMESPACE,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.function, self.fire, self.redis, self.clock = function, fire, redis, clock
+        self.function, self.fire, self.redis, self.keys = function, fire, redis, keys
+        self.clock = clock
         self.tasks: list[asyncio.Task[None]] = []
         self.fired = 0
 
@@ -74,7 +75,7 @@ class Scheduler:
         """True when this runtime is the one to fire `spec` at `due`."""
         if self.redis is None:
             return True
-        key = f"{LOCK_PREFIX}{self.function.name}:{spec.name}:{int(due * 1000)}"
+        key = self.keys.join("schedule", self.function.name, spec.name, str(int(due * 1000)))
         # Kept well past the due time, so a runtime whose clock lags cannot fire it again.
         ttl = int(max(60.0, (spec.every or 60.0) * 2))
         return bool(await self.redis.set(key, "1", nx=True, ex=ttl))
@@ -87,7 +88,15 @@ async def run_handler(invoker: Any, target: str, event: Any, channel: str | None
     from runtime.errors import RoseyError
 
     f = invoker.function
-    ctx = Context(f, event, invoker.bus.publish, invoker.bus.request, invoker.catalog, invoker.db)
+    ctx = Context(
+        f,
+        event,
+        invoker.bus.publish,
+        invoker.bus.request,
+        invoker.catalog,
+        invoker.db,
+        listener=invoker.listener,
+    )
     began = time.perf_counter()
     try:
         result = await invoker._run(invoker.code.handler(target), event, ctx)
@@ -111,8 +120,11 @@ class Schedules:
         redis: Redis | None = None,
         channel: str | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        keys: Namespace = DEFAULT_NAMESPACE,
     ) -> None:
         self.invokers, self.redis, self.channel, self.clock = invokers, redis, channel, clock
+        self.keys = keys
         self.running: dict[str, Scheduler] = {}
 
     def start(self, name: str) -> None:
@@ -120,7 +132,11 @@ class Schedules:
         if invoker is None or not invoker.function.schedules or name in self.running:
             return
         scheduler = Scheduler(
-            invoker.function, lambda spec, due: self._fire(name, spec, due), self.redis, self.clock
+            invoker.function,
+            lambda spec, due: self._fire(name, spec, due),
+            self.redis,
+            self.keys,
+            self.clock,
         )
         self.running[name] = scheduler
         scheduler.start()

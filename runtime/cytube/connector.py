@@ -11,7 +11,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nats.aio.msg import Msg
+from redis.asyncio import Redis
 
+from runtime.config.keys import DEFAULT_NAMESPACE, Namespace
 from runtime.config.settings import CytubeSettings
 from runtime.constants import SEND_CHAT, SEND_PM
 from runtime.cytube.events import ChannelState
@@ -55,14 +57,23 @@ class Connector:
         self,
         settings: CytubeSettings,
         bus: Bus,
-        redis_url: str | None = None,
+        redis: Redis | str | None = None,
+        keys: Namespace = DEFAULT_NAMESPACE,
         *,
         lease: Lease | None = None,
     ) -> None:
+        """The lease is under `keys` in `redis`, the process's client (closed by its owner); a
+        URL instead opens a client that `stop()` closes, for callers not yet passing the shared
+        one. Without Redis this process alone serves the channel."""
         _validate(settings)
         self.settings, self.bus, self.channel = settings, bus, settings.channel
         self.server = urlsplit(settings.url).netloc
-        self.lease = lease or make_lease(redis_url, self.server, self.channel, settings.lease_ttl)
+        self._owned: Redis | None = None
+        if isinstance(redis, str):
+            redis = self._owned = Redis.from_url(
+                redis, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
+            )
+        self.lease = lease or make_lease(redis, keys, self.server, self.channel, settings.lease_ttl)
         self.chan = ChannelState(self.channel)
         self.queue = SendQueue(
             self,
@@ -101,7 +112,7 @@ class Connector:
             await self._first
         except ConnectorError:
             await self._task
-            await self.lease.close()
+            await self._close_owned()
             raise
 
     async def stop(self) -> None:
@@ -110,7 +121,12 @@ class Connector:
         await self._disconnect()
         if self._task is not None:
             await self._task
-        await self.lease.close()
+        await self._close_owned()
+
+    async def _close_owned(self) -> None:
+        client, self._owned = self._owned, None
+        if client is not None:
+            await client.aclose()
 
     async def wait(self) -> None:
         """Returns when the connector has stopped; raises the error that stopped it, if any."""

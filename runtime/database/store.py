@@ -14,13 +14,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
+from runtime.config.keys import DEFAULT_PREFIX, Namespace
 from runtime.database import codec as dbcodec
 from runtime.database import query as dbquery
 from runtime.database import scripts as dbscripts
 from runtime.database.codec import RecordId
-from runtime.errors import ConfigError, ContractError, StoreError
+from runtime.errors import ContractError, StoreError
 
-DEFAULT_PREFIX = "rosey:db:"
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 INDEX_CACHE_SECONDS = 5.0  # how soon an index another process declared is used here
@@ -66,11 +66,11 @@ class Page:
 class Store:
     """Records of named collections in Redis; every write keeps its indexes consistent."""
 
-    def __init__(self, redis: Redis, prefix: str = DEFAULT_PREFIX) -> None:
-        if "{" in prefix or "}" in prefix:
-            # The collection's {hash tag} must be the first braces in every key.
-            raise ConfigError("settings", "redis.prefix", f"{prefix!r} must not contain braces")
-        self.redis, self.prefix = redis, prefix
+    def __init__(self, redis: Redis, keys: Namespace) -> None:
+        """`redis` is the process's client (decode_responses=True), shared and closed by its
+        owner; every key is under `keys`."""
+        self.redis, self.keys = redis, keys
+        self._owned = False
         self._ready: dict[str, tuple[float, frozenset[str]]] = {}
         self._bases: dict[str, str] = {}
         self._set = redis.register_script(dbscripts.SET)
@@ -81,27 +81,29 @@ class Store:
 
     @classmethod
     async def connect(cls, url: str, prefix: str = DEFAULT_PREFIX) -> Store:
-        """A Store on `url`, after one PING to prove Redis answers."""
+        """A Store with a client of its own (tests, tools), after one PING to prove Redis answers;
+        `close()` closes that client."""
+        keys = Namespace(prefix)  # ConfigError before anything is opened
         redis = connect_client(url)
+        store = cls(redis, keys)
+        store._owned = True
         try:
-            store = cls(redis, prefix)
             await redis.ping()
         except RedisError as e:
             await redis.aclose()
             raise StoreError("connect", f"{url}: {e or type(e).__name__}") from e
-        except ConfigError:
-            await redis.aclose()
-            raise
         return store
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        """Closes the client if `connect` opened it; a shared one is its owner's to close."""
+        if self._owned:
+            await self.redis.aclose()
 
     def base(self, collection: str) -> str:
         """The key prefix of a collection's keys (raises ValueError for a bad name)."""
         base = self._bases.get(collection)
         if base is None:
-            base = f"{self.prefix}{{{dbcodec.check_collection(collection)}}}:"
+            base = self.keys.tag(dbcodec.check_collection(collection))
             if len(self._bases) < 10_000:  # a cache, not a record of every name ever tried
                 self._bases[collection] = base
         return base

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import os
 import uuid
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from nats.aio.msg import Msg
 
+from runtime.config.manifest import Function
 from runtime.constants import DEPLOY, DEPLOY_APPLY, DEPLOY_QUEUE, STATUS, ErrorCode
+from runtime.core import bundle
 from runtime.core.bundle import Bundle
-from runtime.core.runtime import Runtime
+from runtime.core.runtime import Runtime, SwapReport
 from runtime.deploy.versions import Versions
 from runtime.errors import ContractError, DeployError, RoseyError
 from runtime.legacy import plugin as legacy
@@ -38,9 +41,11 @@ class DeployService:
         token: str,
         versions: Versions | None = None,
         ack_window: float = 0.3,
+        plugins: LegacyPlugins | None = None,
     ) -> None:
         self.runtime, self.bus, self.token, self.versions = runtime, bus, token, versions
-        self.ack_window = ack_window
+        self.ack_window, self.plugins = ack_window, plugins
+        self.hashes: dict[str, str] = {}  # bundle hash of what each function serves here
         self.id = uuid.uuid4().hex[:12]
         self.bindings = Bindings(
             [
@@ -61,6 +66,40 @@ class DeployService:
         if self.versions is None:
             return [], set()
         return list((await self.versions.current()).values()), await self.versions.removed()
+
+    def choose(
+        self,
+        on_disk: Sequence[Function],
+        deployed: Sequence[Bundle] = (),
+        removed: Collection[str] = (),
+    ) -> list[tuple[Function, Path]]:
+        """What the runtime starts with: deployed bundles take the place of the manifests of the
+        same name on disk, and `removed` names are not served at all. Records their hashes."""
+        settings = self.runtime.settings
+        chosen = {f.name: (f, settings.functions_dir) for f in on_disk if f.name not in removed}
+        usable: set[str] = set()
+        for shipped in deployed:
+            try:
+                chosen[shipped.name] = (shipped.function(), shipped.materialize(self.bundle_root))
+                usable.add(shipped.name)
+            except RoseyError as e:
+                log.error(
+                    "deployed %s %s is unusable here, serving the one on disk: %s",
+                    shipped.name,
+                    shipped.version,
+                    e,
+                )
+        self.hashes = {f.name: _disk_hash(f, folder) for f, folder in chosen.values()}
+        self.hashes.update({b.name: b.hash for b in deployed if b.name in usable})
+        return list(chosen.values())
+
+    def record(self, hashes: Mapping[str, str]) -> None:
+        """Note the hashes of what started beside the runtime (legacy plugins from disk)."""
+        self.hashes.update(hashes)
+
+    @property
+    def bundle_root(self) -> Path:
+        return self.runtime.bundle_root
 
     # rosey.deploy: one runtime handles each request and tells the others.
 
@@ -85,8 +124,8 @@ class DeployService:
         action = payload["action"]
         if action == "remove":
             name = payload["name"]
-            report = await LegacyPlugins.of(self.runtime).remove(name)
-            self.runtime.hashes.pop(name, None)
+            report = await self._remove(name)
+            self.hashes.pop(name, None)
             if self.versions:
                 await self.versions.remove(name)
             peers = await self._announce({"action": "remove", "name": name})
@@ -99,7 +138,7 @@ class DeployService:
             bundle = await self.versions.find(payload["name"], payload.get("version"))
         else:
             bundle = Bundle.from_json(payload["bundle"])
-            if self.runtime.hashes.get(bundle.name) == bundle.hash and not payload.get("force"):
+            if self.hashes.get(bundle.name) == bundle.hash and not payload.get("force"):
                 return contract.ok(
                     {
                         "status": "unchanged",
@@ -118,10 +157,12 @@ class DeployService:
         function = bundle.function()
         folder = bundle.materialize(self.runtime.bundle_root)
         if legacy.is_legacy(bundle):  # a legacy plugin package: its instance is swapped too
-            report = await LegacyPlugins.of(self.runtime).swap(function, folder)
+            if self.plugins is None:
+                raise DeployError(bundle.name, "this runtime does not run legacy plugins")
+            report = await self.plugins.swap(function, folder)
         else:
             report = await self.runtime.swap(function, folder)
-        self.runtime.hashes[bundle.name] = bundle.hash
+        self.hashes[bundle.name] = bundle.hash
         log.info(
             "%s %s → %s in %.1f ms (%d drained)",
             bundle.name,
@@ -132,27 +173,18 @@ class DeployService:
         )
         return report
 
+    async def _remove(self, name: str) -> SwapReport:
+        # A legacy plugin's instance is stopped too; LegacyPlugins.remove also unroutes functions.
+        if self.plugins is not None:
+            return await self.plugins.remove(name)
+        return await self.runtime.remove(name)
+
     async def _announce(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
-        """Tell every other runtime; collect their answers for a short window."""
-        inbox = self.bus.nc.new_inbox()
-        acks: list[dict[str, Any]] = []
-
-        async def collect(msg: Msg) -> None:
-            acks.append(json.loads(msg.data))
-
-        sub = await self.bus.nc.subscribe(inbox, cb=collect)
-        try:
-            announce = {**payload, "origin": self.id}
-            announce["auth"] = self._sign(announce)
-            await self.bus.publish(DEPLOY_APPLY, announce, reply=inbox)
-            # Peers answer after their own swap: wait while answers keep coming.
-            seen = -1
-            while len(acks) != seen:
-                seen = len(acks)
-                await asyncio.sleep(self.ack_window)
-        finally:
-            await sub.unsubscribe()
-        return acks
+        """Tell every other runtime; collect their answers while they keep coming (peers answer
+        after their own swap)."""
+        announce = {**payload, "origin": self.id}
+        announce["auth"] = self._sign(announce)
+        return await self.bus.gather(DEPLOY_APPLY, announce, self.ack_window, extend=True)
 
     # rosey.deploy.apply: another runtime deployed; converge on what it stored.
 
@@ -178,9 +210,9 @@ class DeployService:
         try:
             if payload["action"] == "remove":
                 if payload["name"] in self.runtime.registry:
-                    await LegacyPlugins.of(self.runtime).remove(payload["name"])
-                self.runtime.hashes.pop(payload["name"], None)
-            elif self.runtime.hashes.get(payload["name"]) != payload["hash"]:
+                    await self._remove(payload["name"])
+                self.hashes.pop(payload["name"], None)
+            elif self.hashes.get(payload["name"]) != payload["hash"]:
                 if self.versions is None:
                     raise DeployError(payload["name"], "this runtime has no Redis to load it from")
                 bundle = await self.versions.find(payload["name"], hash=payload["hash"])
@@ -205,7 +237,7 @@ class DeployService:
                 {
                     "name": f.name,
                     "version": f.version,
-                    "hash": self.runtime.hashes.get(f.name),
+                    "hash": self.hashes.get(f.name),
                     "external": f.external,
                     "commands": {c.name: c.rank for c in f.commands.values()},
                     "subjects": [s.subject for s in f.subjects],
@@ -219,3 +251,13 @@ class DeployService:
                 }
             )
         return {"runtime": self.id, "pid": os.getpid(), "functions": functions}
+
+
+def _disk_hash(function: Function, folder: Path) -> str:
+    path = Path(function.source)
+    if not path.exists():
+        return ""
+    try:
+        return bundle.build(path, folder).hash
+    except (RoseyError, OSError):
+        return ""

@@ -7,29 +7,36 @@ import logging
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from runtime.config.keys import DEFAULT_PREFIX, Namespace
 from runtime.core.bundle import Bundle
 from runtime.errors import DeployError, StoreError
 
 log = logging.getLogger("rosey.versions")
 
-DEFAULT_PREFIX = "rosey:deploy:"
-
 
 class Versions:
-    """`current` maps name → bundle; `history:<name>` lists the last `keep` bundles, newest first."""
+    """Under `<prefix>deploy:`, `current` maps name → bundle, `removed` holds the names removed
+    since, and `history:<name>` lists the last `keep` bundles, newest first."""
 
-    def __init__(self, redis: Redis, prefix: str = DEFAULT_PREFIX, keep: int = 5) -> None:
-        self.redis, self.prefix, self.keep = redis, prefix, keep
+    def __init__(self, redis: Redis, keys: Namespace, keep: int = 5) -> None:
+        """`redis` is the process's client (decode_responses=True), closed by its owner."""
+        self.redis, self.keys, self.keep = redis, keys, keep
+        self._owned = False
 
     @classmethod
     def connect(cls, url: str, prefix: str = DEFAULT_PREFIX, keep: int = 5) -> Versions:
-        return cls(Redis.from_url(url, decode_responses=True), prefix, keep)
+        """Versions with a client of its own (tests, bench); `close()` closes it."""
+        versions = cls(Redis.from_url(url, decode_responses=True), Namespace(prefix), keep)
+        versions._owned = True
+        return versions
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        """Closes the client if `connect` opened it; a shared one is its owner's to close."""
+        if self._owned:
+            await self.redis.aclose()
 
     def _key(self, *parts: str) -> str:
-        return self.prefix + ":".join(parts)
+        return self.keys.join("deploy", *parts)
 
     async def save(self, bundle: Bundle) -> None:
         """Make `bundle` current and push it onto its history, in one transaction."""

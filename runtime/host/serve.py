@@ -1,20 +1,28 @@
-"""`rosey run`: embedded servers when none are configured, the runtime, and the chat source."""
+"""`rosey run` and `rosey worker`: the composition root.
+
+Embedded servers when none are configured, then every component built with its collaborators
+and started in order on one AsyncExitStack, which stops each of them exactly once, in reverse
+order, whatever happens: chat sources first, the runtime before the legacy plugins it routes to,
+the NATS connection and the servers last.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
 import signal
 import sys
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TextIO
 
+from runtime.config import manifest
 from runtime.config.manifest import Function
 from runtime.config.settings import Settings
-from runtime.core.runtime import Runtime
+from runtime.core.runtime import Runtime, Wiring
 from runtime.cytube.connector import Connector
 from runtime.database.client import DatabaseClient
 from runtime.database.service import DatabaseService
@@ -25,13 +33,21 @@ from runtime.errors import ConfigError, RoseyError
 from runtime.host.console import Console
 from runtime.host.instance import Instance, find, forget, nats_url, record, state_path
 from runtime.host.servers import EmbeddedNats, EmbeddedRedis
+from runtime.isolation.host import isolator
 from runtime.legacy.host import LegacyPlugins
 from runtime.ops.enable import EnableService
 from runtime.ops.logsetup import Redactor
-from runtime.ops.operations import Operations, start_operations
+from runtime.ops.operations import Operations
 from runtime.wire.bus import Bus
 
 log = logging.getLogger("rosey.service")
+
+
+@dataclass
+class _Ending:
+    """Why serving ended, for the runtime's shutdown announcement."""
+
+    reason: str = "error"
 
 
 async def serve(
@@ -47,8 +63,86 @@ async def serve(
     `worker` (`rosey worker`): serve functions only, on the NATS and Redis of the configuration
     or of the `rosey run` of this folder; no router, connector, console or legacy plugins.
     """
-    nats_server: EmbeddedNats | None = None
-    redis_server: EmbeddedRedis | None = None
+    ending = _Ending()
+    async with AsyncExitStack() as stack:
+        url, redis_url = await _servers(stack, settings, worker)
+        bus = await Bus.connect(
+            url,
+            name="rosey-runtime",
+            timeout=settings.nats.connect_timeout,
+            auth=settings.nats if settings.nats.url or worker else None,
+        )
+        stack.push_async_callback(bus.close)
+        store = await Store.connect(redis_url, settings.redis.prefix)
+        stack.push_async_callback(store.close)
+        versions = Versions.connect(redis_url, keep=settings.deploy.keep_versions)
+        stack.push_async_callback(versions.close)
+        database = DatabaseService(bus, store)
+        stack.push_async_callback(database.stop, settings.drain_timeout)
+        await database.start()
+
+        token = settings.deploy.token or _running_token(settings, worker)
+        operations = Operations(settings, bus, redis_url)
+        stack.push_async_callback(operations.stop)
+        enable = EnableService(bus, token)
+        runtime = Runtime(
+            settings,
+            bus,
+            route=not worker,
+            wiring=Wiring(
+                db=lambda f: DatabaseClient(bus, f.name, f.collections),
+                redis=store.redis,
+                observers=operations.observers,
+                preparers=(partial(declare_indexes, store),),
+                swap_hooks=(operations.follow,),
+                admin=enable.chat,
+                isolate=isolator(settings.isolation, settings.log_level),
+            ),
+        )
+        connector = None
+        if settings.cytube is not None and not worker:
+            connector = Connector(settings.cytube, bus, redis_url)
+            stack.push_async_callback(connector.stop)  # after the runtime: the last answers go out
+        plugins = LegacyPlugins(runtime, settings.plugins)
+        stack.push_async_callback(plugins.stop)  # after the runtime: nothing routes to them then
+        stack.push_async_callback(_stop_runtime, runtime, ending)
+        deploy = DeployService(
+            runtime, bus, token, versions, settings.deploy.ack_window, plugins=plugins
+        )
+        await _start(runtime, deploy, plugins, worker)
+        stack.push_async_callback(enable.stop)
+        await enable.start(runtime)
+        stack.push_async_callback(deploy.stop)
+        await deploy.start()
+        await operations.start(runtime)
+        served = database.bindings
+        operations.probes.database_operations = lambda: {
+            b.subject.removeprefix("database."): b.received for b in served
+        }
+        if not worker:
+            record(settings, Instance(url, redis_url, os.getpid(), token))
+            stack.callback(forget, settings)
+        await _run(
+            stack,
+            settings,
+            bus,
+            runtime,
+            plugins,
+            connector,
+            operations,
+            ending,
+            worker=worker,
+            console_chat=console_chat,
+            user=user,
+            rank=rank,
+            stdin=stdin,
+        )
+    return 0
+
+
+async def _servers(stack: AsyncExitStack, settings: Settings, worker: bool) -> tuple[str, str]:
+    """The NATS and Redis to use: configured, the `rosey run` of this folder's (for a worker),
+    or embedded ones started here (and stopped last)."""
     url, redis_url = settings.nats.url, settings.redis.url
     if worker:
         url, redis_url = _worker_urls(settings)
@@ -60,136 +154,93 @@ async def serve(
             f"Rosey is already running from this folder (pid {running.pid}); "
             "`rosey worker` adds a process that serves functions",
         )
+    redact = Redactor()  # a password inside a configured URL is not printed
     if not url:
         nats_server = EmbeddedNats(settings.data_dir / "nats")
         url = nats_server.start()  # on this thread: the kill-with-parent signal follows it
-    bus: Bus | None = None
-    runtime: Runtime | None = None
-    console: Console | None = None
-    connector: Connector | None = None
-    versions: Versions | None = None
-    deploy: DeployService | None = None
-    store: Store | None = None
-    database: DatabaseService | None = None
-    plugins: LegacyPlugins | None = None
-    operations: Operations | None = None
-    enable: EnableService | None = None
+        stack.callback(nats_server.stop)
+        print(f"rosey: NATS {url} (embedded)", file=sys.stderr)
+    else:
+        print(redact(f"rosey: NATS {url}"), file=sys.stderr)
+    if not redis_url:
+        redis_server = EmbeddedRedis(settings.data_dir / "redis")
+        redis_url = redis_server.start()
+        stack.callback(redis_server.stop)
+        print(f"rosey: Redis {redis_url} (embedded)", file=sys.stderr)
+    else:
+        print(redact(f"rosey: Redis {redis_url}"), file=sys.stderr)
+    return url, redis_url
+
+
+async def _start(
+    runtime: Runtime, deploy: DeployService, plugins: LegacyPlugins, worker: bool
+) -> None:
+    """Serve what earlier deploys left in Redis, else what is on disk; then the legacy plugins."""
     try:
-        if not redis_url:
-            redis_server = EmbeddedRedis(settings.data_dir / "redis")
-            redis_url = redis_server.start()
-        bus = await Bus.connect(
-            url,
-            name="rosey-runtime",
-            timeout=settings.nats.connect_timeout,
-            auth=None if nats_server else settings.nats,
-        )
-        redact = Redactor()  # a password inside a configured URL is not printed
-        print(redact(f"rosey: NATS {url}{' (embedded)' if nats_server else ''}"), file=sys.stderr)
-        print(
-            redact(f"rosey: Redis {redis_url}{' (embedded)' if redis_server else ''}"),
-            file=sys.stderr,
-        )
-        store = await Store.connect(redis_url, settings.redis.prefix)
-        database = DatabaseService(bus, store)
-        await database.start()
-        runtime = Runtime(
-            settings,
-            bus,
-            route=not worker,
-            db=lambda f: DatabaseClient(bus, f.name, f.collections),
-            redis=store.redis,
-        )
-        runtime.preparers.append(partial(declare_indexes, store))
-        versions = Versions.connect(redis_url, keep=settings.deploy.keep_versions)
-        token = settings.deploy.token or _running_token(settings, worker)
-        deploy = DeployService(runtime, bus, token, versions, settings.deploy.ack_window)
-        try:
-            deployed, removed = await deploy.deployed()
-        except RoseyError as e:
-            log.error("cannot read deployed functions, serving those on disk: %s", e)
-            deployed, removed = [], set()
-        await runtime.start(deployed, removed)
-        if not worker:
-            plugins = LegacyPlugins(runtime)  # legacy plugin packages listed in plugins.enabled
-            await plugins.start(deployed, removed)
-        await deploy.start()
-        enable = EnableService(runtime, bus, token)
-        await enable.start()
-        if runtime.router is not None:
-            runtime.router.admin = enable.chat
-        operations = await start_operations(settings, runtime, bus, redis_url)
-        served = database.bindings
-        operations.probes.database_operations = lambda: {
-            b.subject.removeprefix("database."): b.received for b in served
-        }
-        if not worker:
-            record(settings, Instance(url, redis_url, os.getpid(), token))
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
-        if worker:
-            print(f"rosey: worker serving {len(runtime.invokers)} function(s)", file=sys.stderr)
-        elif settings.cytube is not None:
-            connector = Connector(settings.cytube, bus, redis_url)
-            await connector.start()  # LoginError/ConnectorError: `rosey run` exits 1
-            operations.probes.send_queue_depth = lambda: connector.queue.busy if connector else 0
-            waiters.append(asyncio.ensure_future(connector.wait()))  # raises if it gives up later
-        elif console_chat:
-            console = Console(bus, user=user, rank=rank, channel=settings.channel)
-            await console.start()
-            settle = partial(runtime.quiesce, extra=lambda: busy(console, plugins))
-            waiters.append(asyncio.ensure_future(console.read(stdin, settle)))
-        done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        for task in done:
-            task.result()
-        reason = "signal" if stop.is_set() else ("end of input" if console else "connector ended")
-        if console is not None and not stop.is_set():
-            # Let the answers to the last lines arrive before shutting down.
-            await runtime.quiesce(extra=lambda: busy(console, plugins))
-        await deploy.stop()
-        await enable.stop()
-        await runtime.stop(reason)
-        if plugins is not None:
-            await plugins.stop()  # after the runtime: nothing is routed to a stopped plugin
-        if connector is not None:
-            await connector.stop()
-        return 0
+        deployed, removed = await deploy.deployed()
+    except RoseyError as e:
+        log.error("cannot read deployed functions, serving those on disk: %s", e)
+        deployed, removed = [], set()
+    on_disk = manifest.load_dir(runtime.settings.manifests_dir)
+    await runtime.start(deploy.choose(on_disk, deployed, removed))
+    if not worker:  # legacy plugin packages listed in plugins.enabled
+        deploy.record(await plugins.start(deployed, removed))
+
+
+async def _run(
+    stack: AsyncExitStack,
+    settings: Settings,
+    bus: Bus,
+    runtime: Runtime,
+    plugins: LegacyPlugins,
+    connector: Connector | None,
+    operations: Operations,
+    ending: _Ending,
+    *,
+    worker: bool,
+    console_chat: bool,
+    user: str,
+    rank: float,
+    stdin: TextIO | None,
+) -> None:
+    """Serve until a signal, the end of console input or the connector giving up."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+        stack.callback(loop.remove_signal_handler, sig)
+    waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
+    console: Console | None = None
+    if worker:
+        print(f"rosey: worker serving {len(runtime.invokers)} function(s)", file=sys.stderr)
+    elif connector is not None:
+        await connector.start()  # LoginError/ConnectorError: `rosey run` exits 1
+        operations.probes.send_queue_depth = lambda: connector.queue.busy
+        waiters.append(asyncio.ensure_future(connector.wait()))  # raises if it gives up later
+    elif console_chat:
+        console = Console(bus, user=user, rank=rank, channel=settings.channel)
+        stack.push_async_callback(console.stop)
+        await console.start()
+        settle = partial(runtime.quiesce, extra=lambda: busy(console, plugins))
+        waiters.append(asyncio.ensure_future(console.read(stdin, settle)))
+    try:
+        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_signal_handler(sig)
-        if console is not None:
-            await console.stop()
-        if connector is not None:
-            await connector.stop()
-        if deploy is not None:
-            await deploy.stop()
-        if enable is not None:
-            await enable.stop()
-        if operations is not None:
-            await operations.stop()
-        if runtime is not None and runtime.started_at:
-            await runtime.stop("error")
-        if plugins is not None:
-            await plugins.stop()
-        if database is not None:
-            await database.stop(settings.drain_timeout)
-        if bus is not None:
-            await bus.close()
-        if store is not None:
-            await store.close()
-        if versions is not None:
-            await versions.close()
-        forget(settings)
-        if nats_server is not None:
-            nats_server.stop()
-        if redis_server is not None:
-            redis_server.stop()
+        for task in waiters:
+            task.cancel()
+    for task in done:
+        task.result()
+    ending.reason = (
+        "signal" if stop.is_set() else ("end of input" if console else "connector ended")
+    )
+    if console is not None and not stop.is_set():
+        # Let the answers to the last lines arrive before shutting down.
+        await runtime.quiesce(extra=lambda: busy(console, plugins))
+
+
+async def _stop_runtime(runtime: Runtime, ending: _Ending) -> None:
+    if runtime.started_at:
+        await runtime.stop(ending.reason)
 
 
 def _worker_urls(settings: Settings) -> tuple[str, str]:
@@ -223,15 +274,18 @@ async def invoke_once(
     """Start a private runtime on an embedded nats-server, send one command as a request, stop."""
     from runtime.constants import command_subject
 
-    server = EmbeddedNats()
-    url = server.start()
-    bus = await Bus.connect(url, name="rosey-invoke")
-    runtime = Runtime(settings, bus, route=False)
-    try:
+    async with AsyncExitStack() as stack:
+        server = EmbeddedNats()
+        url = server.start()
+        stack.callback(server.stop)
+        bus = await Bus.connect(url, name="rosey-invoke")
+        stack.push_async_callback(bus.close)
+        runtime = Runtime(
+            settings,
+            bus,
+            route=False,
+            wiring=Wiring(isolate=isolator(settings.isolation, settings.log_level)),
+        )
+        stack.push_async_callback(_stop_runtime, runtime, _Ending("invoke done"))
         await runtime.start()
         return await bus.request(command_subject(function), payload, timeout)
-    finally:
-        if runtime.started_at:
-            await runtime.stop("invoke done")
-        await bus.close()
-        server.stop()

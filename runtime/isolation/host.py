@@ -21,6 +21,7 @@ import pickle
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -314,3 +315,9 @@ def describe(returncode: int | None) -> str:
     if returncode == EXIT_MEMORY:
         return "ran out of memory"
     return f"exited with status {returncode}"
+
+
+def isolator(settings: IsolationSettings, log_level: str) -> Callable[[Function, Path], Isolated]:
+    """The `Wiring.isolate` of a runtime: functions declaring `isolation: process` run in a
+    worker process of their own."""
+    return functools.partial(Isolated, settings=settings, log_level=log_level)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,6 @@ from runtime.legacy.event_bus import EventBus
 log = logging.getLogger("rosey.legacy")
 
 START_TIMEOUT = 30.0  # seconds a plugin's start() or stop() may take
-_hosts: weakref.WeakKeyDictionary[Runtime, LegacyPlugins] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -58,29 +56,28 @@ class Instance:
 
 
 class LegacyPlugins:
-    """The legacy plugins of one Runtime; `LegacyPlugins.of(runtime)` finds or makes it."""
+    """The legacy plugins of one Runtime."""
 
     def __init__(self, runtime: Runtime, settings: PluginsSettings | None = None) -> None:
         self.runtime = runtime
         self.settings = settings or getattr(runtime.settings, "plugins", None) or PluginsSettings()
         self.running: dict[str, Instance] = {}
         self._lock = asyncio.Lock()
-        _hosts[runtime] = self
-
-    @classmethod
-    def of(cls, runtime: Runtime) -> LegacyPlugins:
-        return _hosts.get(runtime) or cls(runtime)
 
     @property
     def busy(self) -> int:
         return sum(i.bus.busy for i in self.running.values())
 
-    async def start(self, deployed: Sequence[Bundle] = (), removed: Collection[str] = ()) -> None:
+    async def start(
+        self, deployed: Sequence[Bundle] = (), removed: Collection[str] = ()
+    ) -> dict[str, str]:
         """Start `plugins.enabled` (or the deployed version of each) and route the commands of
         `plugins.standalone`. Call after Runtime.start with the same `deployed` and `removed`.
 
         A plugin that fails to load or start is logged and left out; the others still start.
+        Returns the bundle hash of each plugin started from disk (the deploy service's record).
         """
+        hashes: dict[str, str] = {}
         shipped = {b.name: b for b in deployed if legacy.is_legacy(b)}
         for folder in self._folders(self.settings.enabled):
             try:
@@ -93,7 +90,7 @@ class LegacyPlugins:
                 code.purge()  # removed by `rosey remove`, or a deployed version replaces it
                 continue
             if await self._serve(code.function, folder, code):
-                self.runtime.hashes[name] = legacy.bundle_of(folder, code.function).hash
+                hashes[name] = legacy.bundle_of(folder, code.function).hash
         for bundle in shipped.values():
             if bundle.name in removed:
                 continue
@@ -106,6 +103,7 @@ class LegacyPlugins:
                 await self.runtime.swap(function, folder)  # routed only: the process subscribes
         if self.running:
             log.info("legacy plugins: %s", ", ".join(sorted(self.running)))
+        return hashes
 
     async def _serve(self, function: Function, folder: Path, code: Any = None) -> bool:
         try:

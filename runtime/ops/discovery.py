@@ -151,9 +151,9 @@ class Discovery:
     """Keeps one micro service per served function in step with the runtime; call `sync()`
     after every swap or removal."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, tally: Tally) -> None:
         self.runtime, self.nc = runtime, runtime.bus.nc
-        self.tally = Tally()
+        self.tally = tally
         self.meta = {"host": socket.gethostname(), "pid": str(os.getpid())}
         self.services: dict[str, FunctionService] = {}
         self.own: Service | None = None

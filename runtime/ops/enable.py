@@ -3,9 +3,7 @@ the deploy token."""
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import json
 import logging
 import os
 from typing import TYPE_CHECKING, Any
@@ -27,21 +25,26 @@ ENABLE_RANK = 2  # moderators and up may `!rosey enable` in chat
 
 
 class EnableService:
-    """Answers `rosey.enable` for this runtime, and sends it to all runtimes for `!rosey`."""
+    """Answers `rosey.enable` for this runtime, and sends it to all runtimes for `!rosey`.
 
-    def __init__(self, runtime: Runtime, bus: Bus, token: str, window: float = 0.3) -> None:
-        self.runtime, self.bus, self.token, self.window = runtime, bus, token, window
+    Built before the Runtime, whose router takes `chat` as its `!rosey` command; `start()` with
+    the runtime whose functions it resumes."""
+
+    def __init__(self, bus: Bus, token: str, window: float = 0.3) -> None:
+        self.bus, self.token, self.window = bus, token, window
+        self.runtime: Runtime | None = None
         self.id = f"{os.getpid()}-{id(self):x}"
         self.binding = Binding(bus, ENABLE, self.on_enable)
 
-    async def start(self) -> None:
+    async def start(self, runtime: Runtime) -> None:
+        self.runtime = runtime
         await self.binding.start()
 
     async def stop(self) -> None:
         await self.binding.stop(1.0)
 
     def enable(self, name: str) -> dict[str, Any]:
-        invoker = self.runtime.invokers.get(name)
+        invoker = self.runtime.invokers.get(name) if self.runtime else None
         if invoker is None:
             return {"runtime": self.id, "pid": os.getpid(), "ok": False, "error": "not served here"}
         resumed = invoker.enable()
@@ -61,27 +64,18 @@ class EnableService:
                 msg, contract.failure(ErrorCode.PERMISSION_DENIED, "deploy token rejected")
             )
             return
-        if payload["name"] not in self.runtime.invokers:
+        if self.runtime is None or payload["name"] not in self.runtime.invokers:
             return  # runtimes that do not serve it stay quiet
         await self.bus.respond(msg, contract.ok(self.enable(payload["name"])))
 
     async def everywhere(self, name: str) -> list[dict[str, Any]]:
         """Resume `name` in this runtime and in every other one with the same deploy token."""
         answers: list[dict[str, Any]] = [self.enable(name)]
-        inbox = self.bus.nc.new_inbox()
-
-        async def collect(msg: Msg) -> None:
-            reply = json.loads(msg.data)
-            if reply.get("success") and reply["data"]["runtime"] != self.id:
-                answers.append(reply["data"])
-
-        sub = await self.bus.nc.subscribe(inbox, cb=collect)
-        try:
-            await self.bus.publish(ENABLE, {"name": name, "token": self.token}, reply=inbox)
-            await self.bus.flush()
-            await asyncio.sleep(self.window)
-        finally:
-            await sub.unsubscribe()
+        replies = await self.bus.gather(ENABLE, {"name": name, "token": self.token}, self.window)
+        for reply in replies:
+            data = reply.get("data")
+            if reply.get("success") and isinstance(data, dict) and data.get("runtime") != self.id:
+                answers.append(data)
         return [a for a in answers if a.get("ok")]
 
     async def chat(self, args: list[str], user: str, rank: float) -> str:

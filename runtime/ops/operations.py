@@ -15,11 +15,12 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from runtime import __version__
+from runtime.config.keys import Namespace
 from runtime.config.settings import Settings
 from runtime.core.activation import Observer
 from runtime.core.runtime import Runtime
 from runtime.errors import HttpError
-from runtime.ops.discovery import Discovery
+from runtime.ops.discovery import Discovery, Tally
 from runtime.ops.http import HttpServer
 from runtime.ops.metrics import Metrics
 from runtime.ops.records import QUERY, QUERY_QUEUE, ActivationLog
@@ -82,17 +83,34 @@ class ConnectionWatch:
 
 class Operations:
     """Metrics, activation records, discovery, the connection watch and the HTTP endpoint of one
-    runtime. Build with `start_operations`; `stop()` undoes everything."""
+    runtime. Built before the Runtime, whose Wiring takes `observers` and `follow`; `start()`
+    with the runtime, `stop()` undoes everything."""
 
     def __init__(
-        self, settings: Settings, runtime: Runtime, bus: Bus, redis_url: str | None
+        self,
+        settings: Settings,
+        bus: Bus,
+        redis: Redis | str | None,
+        keys: Namespace | None = None,
     ) -> None:
-        self.settings, self.runtime, self.bus = settings, runtime, bus
+        """`redis` is the process's client (decode_responses=True), closed by its owner, and
+        `keys` the namespace of its keys (by default that of `settings.redis.prefix`). A URL
+        instead of a client opens one that `stop()` closes; that is for callers not yet passing
+        the shared client."""
+        self.settings, self.bus = settings, bus
         self.probes = Probes()
         self.metrics = Metrics()
-        self.redis = Redis.from_url(redis_url, decode_responses=True) if redis_url else None
-        self.activations = ActivationLog(self.redis, settings.activations) if self.redis else None
-        self.discovery = Discovery(runtime)
+        self._owned = isinstance(redis, str)
+        if isinstance(redis, str):
+            redis = Redis.from_url(redis, decode_responses=True)
+        self.redis = redis
+        keys = keys or Namespace(settings.redis.prefix)
+        self.activations = (
+            ActivationLog(redis, keys, settings.activations) if redis is not None else None
+        )
+        self.tally = Tally()
+        self.runtime: Runtime | None = None
+        self.discovery: Discovery | None = None
         cytube = settings.cytube
         self.watch = ConnectionWatch(bus, cytube.channel) if cytube is not None else None
         self.http = HttpServer(
@@ -105,13 +123,20 @@ class Operations:
                 "functions": self.check_functions,
             },
         )
-        self._observers: list[Observer] = [self.metrics, self.discovery.tally]
-        if self.activations is not None:
-            self._observers.append(self.activations)
-        self._describe()
 
-    def _describe(self) -> None:
-        m, runtime = self.metrics, self.runtime
+    @property
+    def observers(self) -> tuple[Observer, ...]:
+        """For the Runtime's Wiring: every activation goes to metrics, discovery and records."""
+        found: tuple[Observer, ...] = (self.metrics, self.tally)
+        return (*found, self.activations) if self.activations is not None else found
+
+    async def follow(self, name: str) -> None:
+        """For the Runtime's Wiring (a swap hook): discovery follows every swap and removal."""
+        if self.discovery is not None:
+            await self.discovery.follow(name)
+
+    def _describe(self, runtime: Runtime) -> None:
+        m = self.metrics
         m.gauges("rosey_build_info", "Rosey's version.", "version", lambda: {__version__: 1})
         m.gauge("rosey_functions", "Functions served.", lambda: len(runtime.registry))
         m.gauges(
@@ -157,16 +182,23 @@ class Operations:
             return self.probes.cytube_reconnects()
         return self.watch.reconnects if self.watch is not None else None
 
-    async def start(self) -> None:
-        self.runtime.observers.extend(self._observers)
-        self.runtime.swap_hooks.append(self.discovery.follow)
+    async def start(self, runtime: Runtime) -> None:
+        """Serve the probes of `runtime` (started already); on failure, undo what did start."""
+        self.runtime = runtime
+        self._describe(runtime)
+        self.discovery = Discovery(runtime, self.tally)
+        try:
+            await self._start(self.discovery)
+        except BaseException:
+            await self.stop()  # what did start: the writer task, micro services, the port
+            raise
+
+    async def _start(self, discovery: Discovery) -> None:
         if self.activations is not None:
             await self.activations.start()
-        await self.discovery.start()
+        await discovery.start()
         if self.activations is not None:
-            await self.discovery.add_endpoint(
-                "activations", QUERY, self.activations.answer, QUERY_QUEUE
-            )
+            await discovery.add_endpoint("activations", QUERY, self.activations.answer, QUERY_QUEUE)
         if self.watch is not None:
             await self.watch.start()
         try:
@@ -176,18 +208,14 @@ class Operations:
             log.error("%s; health, readiness and metrics are off", e)
 
     async def stop(self) -> None:
-        for observer in self._observers:
-            with contextlib.suppress(ValueError):
-                self.runtime.observers.remove(observer)
-        with contextlib.suppress(ValueError):
-            self.runtime.swap_hooks.remove(self.discovery.follow)
         await self.http.stop()
         if self.watch is not None:
             await self.watch.stop()
-        await self.discovery.stop()
+        if self.discovery is not None:
+            await self.discovery.stop()
         if self.activations is not None:
             await self.activations.stop()
-        if self.redis is not None:
+        if self.redis is not None and self._owned:
             await self.redis.aclose()
 
     # Readiness checks: (ready, why).
@@ -219,19 +247,7 @@ class Operations:
         return state.split(" ")[0] in READY_STATES, state
 
     async def check_functions(self) -> tuple[bool, str]:
+        if self.runtime is None:
+            return False, "not started"
         count = len(self.runtime.invokers)
         return bool(self.runtime.started_at), f"{count} function(s) loaded"
-
-
-async def start_operations(
-    settings: Settings, runtime: Runtime, bus: Bus, redis_url: str | None
-) -> Operations:
-    """Start everything above for a started runtime; hand connector and database callables to
-    `operations.probes` whenever they exist."""
-    operations = Operations(settings, runtime, bus, redis_url)
-    try:
-        await operations.start()
-    except BaseException:
-        await operations.stop()  # what did start: the writer task, micro services, the port
-        raise
-    return operations

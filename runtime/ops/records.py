@@ -15,6 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from runtime.config.keys import Namespace
 from runtime.config.settings import ActivationSettings
 from runtime.constants import ErrorCode
 from runtime.core.activation import Activation
@@ -79,10 +80,12 @@ class ActivationLog:
     """An activation observer that never blocks an invocation: records wait in a bounded buffer
     (the oldest dropped when full) and a background task writes them with XADD MAXLEN ~."""
 
-    def __init__(self, redis: Redis, settings: ActivationSettings | None = None) -> None:
+    def __init__(
+        self, redis: Redis, keys: Namespace, settings: ActivationSettings | None = None
+    ) -> None:
         self.redis = redis
         self.settings = settings or ActivationSettings()
-        self.stream = self.settings.stream
+        self.stream = keys.join(self.settings.stream)  # the key of the stream
         self.buffer: deque[Activation] = deque()
         self.written = 0
         self.dropped = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,6 +33,15 @@ async def _abandon(nc: Client) -> None:
     with contextlib.suppress(Exception):
         async with asyncio.timeout(2):
             await nc.close()
+
+
+def _json_object(data: bytes) -> dict[str, Any] | None:
+    """A reply's JSON object, or None for anything else (Rosey's payloads are all objects)."""
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    return value if isinstance(value, dict) else None
 
 
 class Bus:
@@ -138,6 +148,63 @@ class Bus:
             return contract.decode(subject, msg.data, key="reply")
         except ContractError as e:
             raise BusError(f"request to {subject}", f"bad reply: {e.problem}") from e
+
+    async def gather(
+        self,
+        subject: str,
+        payload: Any,
+        window: float = 0.3,
+        *,
+        extend: bool = False,
+        expected: int | None = None,
+        checked: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Scatter-gather: publish `payload` with a fresh inbox as its reply subject and collect
+        the replies (decoded JSON objects) that come within `window` seconds of the publish.
+
+        `extend` waits while answers keep coming: each new reply restarts the window, so this
+        returns once `window` seconds pass without one. `expected` returns as soon as that many
+        replies came. A reply that is not a JSON object is logged and skipped. The payload is
+        checked against the contract unless `checked` (as for `publish`). The inbox subscription
+        is always removed, also on error or cancellation."""
+        if not checked:
+            contract.check(subject, payload)
+        replies: list[dict[str, Any]] = []
+        arrived = asyncio.Event()
+
+        async def collect(msg: Msg) -> None:
+            reply = _json_object(msg.data)
+            if reply is None:
+                log.warning("skipped a malformed reply to %s: %.200r", subject, msg.data)
+                return
+            replies.append(reply)
+            arrived.set()
+
+        inbox = self.nc.new_inbox()
+        try:
+            subscription = await self.nc.subscribe(inbox, cb=collect)
+        except NatsError as e:
+            raise BusError(f"subscribe to {inbox}", str(e) or type(e).__name__) from e
+        try:
+            await self.publish(subject, payload, reply=inbox, checked=True)
+            await self.flush()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + window
+            while expected is None or len(replies) < expected:
+                arrived.clear()
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await arrived.wait()
+                except TimeoutError:
+                    break
+                if extend:
+                    deadline = loop.time() + window
+        finally:
+            # The client forgets the subscription before it tells the server, so a failed or
+            # interrupted unsubscribe leaves nothing behind here; a closed connection has none.
+            with contextlib.suppress(NatsError):
+                await subscription.unsubscribe()
+        return list(replies)
 
     async def flush(self, timeout: float = 5.0) -> None:
         try:
