@@ -20,6 +20,7 @@ from typing import Any
 import nats
 from nats.aio.msg import Msg
 
+from runtime.config import manifest as manifests
 from runtime.config.settings import Settings
 from runtime.core.bundle import Bundle
 from runtime.core.runtime import Runtime
@@ -97,7 +98,7 @@ async def rosey(env: Env, deploys: int) -> tuple[float, int]:
         versions = Versions.connect(env.redis_url, prefix=f"bench:{time.time_ns()}:")
         runtime = Runtime(settings, bus)
         service = DeployService(runtime, bus, TOKEN, versions, ack_window=0.05)
-        await runtime.start()
+        await runtime.start(service.choose(manifests.load_dir(settings.manifests_dir)))
         await service.start()
 
         async def send(i: int) -> None:

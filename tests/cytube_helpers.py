@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from runtime.config.settings import CytubeSettings
 from runtime.cytube.connector import Connector
+from runtime.database.store import open_client
 from runtime.wire.bus import Bus
 from tests.fake_cytube import FakeCytube
 
@@ -93,12 +95,16 @@ async def fake(make_fake: MakeFake) -> FakeCytube:
 async def make_connector(nats_url: str) -> AsyncIterator[MakeConnector]:
     """Factory: a started Connector on a NATS connection of its own, as in its own process."""
     made: list[tuple[Connector, Bus]] = []
+    clients: list[Redis] = []
 
     async def make(
         fake: FakeCytube, redis_url: str | None = None, start: bool = True, **overrides: Any
     ) -> Connector:
         bus = await Bus.connect(nats_url, name="test-connector")
-        connector = Connector(bot_settings(fake, **overrides), bus, redis_url)
+        redis = await open_client(redis_url) if redis_url else None
+        if redis is not None:
+            clients.append(redis)  # as in `rosey run`: the process's client, closed last
+        connector = Connector(bot_settings(fake, **overrides), bus, redis)
         made.append((connector, bus))
         if start:
             await connector.start()
@@ -108,3 +114,5 @@ async def make_connector(nats_url: str) -> AsyncIterator[MakeConnector]:
     for connector, bus in made:
         await connector.stop()
         await bus.close()
+    for client in clients:
+        await client.aclose()

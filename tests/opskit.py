@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+from redis.asyncio import Redis
 
 from runtime.config.settings import ActivationSettings, CytubeSettings, HttpSettings, Settings
 from runtime.core.runtime import Runtime, Wiring
@@ -59,6 +60,7 @@ Operate = Callable[..., Awaitable[tuple[Runtime, Operations]]]
 async def operations(make_runtime: MakeRuntime, redis_url: str) -> AsyncIterator[Operate]:
     """A factory of started runtimes with operations on a free port and a stream of their own."""
     made: list[Operations] = []
+    clients: list[Redis] = []
 
     async def operate(
         manifests: dict[str, str] | None = None,
@@ -69,7 +71,10 @@ async def operations(make_runtime: MakeRuntime, redis_url: str) -> AsyncIterator
         listen: str = "127.0.0.1:0",
     ) -> tuple[Runtime, Operations]:
         def wire(settings: Settings, bus: Bus) -> Wiring:
-            operations = Operations(settings, bus, redis or redis_url)
+            # Not opened yet: a test gives an unreachable Redis on purpose.
+            client = Redis.from_url(redis or redis_url, decode_responses=True)
+            clients.append(client)
+            operations = Operations(settings, bus, client)
             made.append(operations)
             return Wiring(observers=operations.observers, swap_hooks=(operations.follow,))
 
@@ -92,6 +97,8 @@ async def operations(make_runtime: MakeRuntime, redis_url: str) -> AsyncIterator
     finally:
         for operations in made:
             await operations.stop()
+        for client in clients:
+            await client.aclose()
 
 
 async def fetch(url: str, accept: str = "") -> tuple[int, str, str]:

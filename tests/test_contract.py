@@ -74,3 +74,33 @@ def test_envelopes() -> None:
         "error": "slow",
         "error_code": "TIMEOUT",
     }
+
+
+@pytest.mark.parametrize(
+    ("number", "named"),
+    [("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "-Infinity"), ("1e400", "1e400")],
+)
+@pytest.mark.parametrize(
+    ("subject", "template"),
+    [
+        ("cytube.chat", '{"user":"m","message":"!delquote 2","rank":%s}'),
+        ("cytube.pm", '{"user":"m","message":"!delquote 2","rank":%s}'),
+        ("plugin.quotes.command", '{"command":"delquote","args":["2"],"user":"m","rank":%s}'),
+        ("plugin.x.event.thing", '{"value":%s}'),  # outside the contract: refused all the same
+    ],
+)
+def test_decode_refuses_non_finite_numbers(
+    subject: str, template: str, number: str, named: str
+) -> None:
+    """`rank: NaN` is within no bounds, but every comparison with NaN is False: refused at decode."""
+    with pytest.raises(ContractError) as info:
+        contract.decode(subject, (template % number).encode())
+    assert info.value.code == "INVALID_INPUT"
+    assert (
+        str(info.value) == f"{subject}: payload is not valid JSON: {named} is not a finite number"
+    )
+
+
+def test_decode_keeps_finite_floats() -> None:
+    data = b'{"user":"m","message":"x","rank":1.5,"time":1e3}'
+    assert contract.decode("cytube.chat", data)["rank"] == 1.5

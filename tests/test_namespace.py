@@ -20,7 +20,7 @@ from runtime.core.cooldowns import SharedCooldowns
 from runtime.core.schedule import Scheduler
 from runtime.cytube.connector import Connector
 from runtime.cytube.lease import Lease
-from runtime.database.store import Store, connect_client
+from runtime.database.store import Store, open_client
 from runtime.deploy.versions import Versions
 from runtime.ops.records import ActivationLog
 from runtime.wire.bus import Bus
@@ -93,7 +93,7 @@ class Deployment:
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
     """The one client both deployments share, as two bots on one Redis server would."""
-    client = connect_client(redis_url.rsplit("/", 1)[0] + f"/{DB}")
+    client = await open_client(redis_url.rsplit("/", 1)[0] + f"/{DB}")
     yield client
     await client.aclose()
 

@@ -154,3 +154,36 @@ async def test_configured_prefix(make_runtime: MakeRuntime, chat: Chat, prefix: 
     await chat.say("!echo no")
     await chat.say(f"{prefix}echo yes")
     assert await chat.lines(1) == ["echo|yes|alice|0|chat"]
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"1e400"])
+async def test_non_finite_rank_on_chat_runs_no_moderator_command(
+    make_runtime: MakeRuntime, chat: Chat, bus: Bus, number: bytes
+) -> None:
+    """The attack: a forged chat line whose rank is NaN compared False with the needed rank."""
+    runtime = await make_runtime(MANIFEST, ECHO)
+    await bus.nc.publish("cytube.chat", b'{"user":"m","message":"!mod 2","rank":' + number + b"}")
+    await bus.nc.publish(
+        "cytube.pm", b'{"user":"m","message":"!mod 2","rank":' + number + b',"channel":"test"}'
+    )
+    assert await chat.settle(runtime) == []
+    assert runtime.busy == 0
+    # The same runtime still routes a well-formed moderator line.
+    await chat.say("!mod ok", rank=2, user="m")
+    assert await chat.lines(1) == ["mod|ok|m|2|chat"]
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"-Infinity"])
+async def test_non_finite_rank_on_command_subject_is_refused(
+    make_runtime: MakeRuntime, chat: Chat, bus: Bus, number: bytes
+) -> None:
+    """A direct publisher on plugin.<name>.command, past the router: the invoker refuses it."""
+    runtime = await make_runtime(MANIFEST, ECHO)
+    raw = b'{"command":"mod","args":["2"],"user":"m","rank":' + number + b',"channel":"test"}'
+    reply = await bus.nc.request("plugin.echo.command", raw, timeout=5)
+    answer = json.loads(reply.data)
+    assert answer["success"] is False
+    assert answer["error_code"] == "INVALID_INPUT"
+    assert "is not a finite number" in answer["error"]
+    await bus.nc.publish("plugin.echo.command", raw)  # and without a reply subject
+    assert await chat.settle(runtime) == []

@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio import Redis
+
 from runtime import __version__
 from runtime.config import manifest
+from runtime.config.keys import DEFAULT_NAMESPACE, Namespace
 from runtime.config.manifest import Function
 from runtime.config.settings import Settings
 from runtime.constants import PLATFORM_HEARTBEAT, PLATFORM_SHUTDOWN, PLATFORM_STARTUP
@@ -52,8 +55,8 @@ class Wiring:
     """
 
     db: DbFactory | None = None
-    redis: Any = None
-    keys: Any = None
+    redis: Redis | None = None
+    keys: Namespace = DEFAULT_NAMESPACE
     observers: Sequence[Observer] = ()
     preparers: Sequence[Preparer] = ()
     swap_hooks: Sequence[SwapHook] = ()
@@ -119,14 +122,14 @@ class Runtime:
         self.observers: tuple[Observer, ...] = (*wiring.observers, self.usage)
         self.usage_service = UsageService(bus, self.usage)
         redis = wiring.redis
-        self.schedules = Schedules(lambda: self.invokers, redis, settings.channel)
+        self.schedules = Schedules(lambda: self.invokers, redis, settings.channel, keys=wiring.keys)
         self.listening = Listening(bus, lambda: self.invokers, settings.command_prefix)
         self.router = (
             Router(
                 bus,
                 lambda: self.registry,
                 settings.command_prefix,
-                cooldowns=SharedCooldowns(redis),
+                cooldowns=SharedCooldowns(redis, wiring.keys),
                 observers=self.observers,
                 admin=wiring.admin,
             )
@@ -157,7 +160,9 @@ class Runtime:
             raise ConfigError("settings", "isolation.default", "expected none or process")
         if isolation == "process":
             if self.wiring.isolate is None:
-                raise LoadError(function.name, function.source, "isolation: process needs a worker host here")
+                raise LoadError(
+                    function.name, function.source, "isolation: process needs a worker host here"
+                )
             return self.wiring.isolate(function, folder)
         return loader.load(function, folder)
 

@@ -57,22 +57,16 @@ class Connector:
         self,
         settings: CytubeSettings,
         bus: Bus,
-        redis: Redis | str | None = None,
+        redis: Redis | None = None,
         keys: Namespace = DEFAULT_NAMESPACE,
         *,
         lease: Lease | None = None,
     ) -> None:
-        """The lease is under `keys` in `redis`, the process's client (closed by its owner); a
-        URL instead opens a client that `stop()` closes, for callers not yet passing the shared
-        one. Without Redis this process alone serves the channel."""
+        """The lease is under `keys` in `redis`, the process's client (closed by its owner).
+        Without Redis this process alone serves the channel."""
         _validate(settings)
         self.settings, self.bus, self.channel = settings, bus, settings.channel
         self.server = urlsplit(settings.url).netloc
-        self._owned: Redis | None = None
-        if isinstance(redis, str):
-            redis = self._owned = Redis.from_url(
-                redis, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
-            )
         self.lease = lease or make_lease(redis, keys, self.server, self.channel, settings.lease_ttl)
         self.chan = ChannelState(self.channel)
         self.queue = SendQueue(
@@ -112,7 +106,6 @@ class Connector:
             await self._first
         except ConnectorError:
             await self._task
-            await self._close_owned()
             raise
 
     async def stop(self) -> None:
@@ -121,12 +114,6 @@ class Connector:
         await self._disconnect()
         if self._task is not None:
             await self._task
-        await self._close_owned()
-
-    async def _close_owned(self) -> None:
-        client, self._owned = self._owned, None
-        if client is not None:
-            await client.aclose()
 
     async def wait(self) -> None:
         """Returns when the connector has stopped; raises the error that stopped it, if any."""

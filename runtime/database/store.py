@@ -49,6 +49,18 @@ def connect_client(url: str) -> Redis:
     return Redis.from_pool(pool)
 
 
+async def open_client(url: str) -> Redis:
+    """A process's one Redis client, which every component shares, after one PING proves Redis
+    answers (StoreError if it does not). Its opener closes it, after every component stopped."""
+    redis = connect_client(url)
+    try:
+        await redis.ping()
+    except RedisError as e:
+        await redis.aclose()
+        raise StoreError("connect", f"{url}: {e or type(e).__name__}") from e
+    return redis
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of a query: the records in order, and how many records matched in all."""
@@ -84,14 +96,8 @@ class Store:
         """A Store with a client of its own (tests, tools), after one PING to prove Redis answers;
         `close()` closes that client."""
         keys = Namespace(prefix)  # ConfigError before anything is opened
-        redis = connect_client(url)
-        store = cls(redis, keys)
+        store = cls(await open_client(url), keys)
         store._owned = True
-        try:
-            await redis.ping()
-        except RedisError as e:
-            await redis.aclose()
-            raise StoreError("connect", f"{url}: {e or type(e).__name__}") from e
         return store
 
     async def close(self) -> None:

@@ -20,13 +20,14 @@ from functools import partial
 from typing import Any, TextIO
 
 from runtime.config import manifest
+from runtime.config.keys import Namespace
 from runtime.config.manifest import Function
 from runtime.config.settings import Settings
 from runtime.core.runtime import Runtime, Wiring
 from runtime.cytube.connector import Connector
 from runtime.database.client import DatabaseClient
 from runtime.database.service import DatabaseService
-from runtime.database.store import Store
+from runtime.database.store import Store, open_client
 from runtime.deploy.service import DeployService
 from runtime.deploy.versions import Versions
 from runtime.errors import ConfigError, RoseyError
@@ -64,6 +65,7 @@ async def serve(
     or of the `rosey run` of this folder; no router, connector, console or legacy plugins.
     """
     ending = _Ending()
+    keys = Namespace(settings.redis.prefix)  # every Redis key the runtime writes, under one prefix
     async with AsyncExitStack() as stack:
         url, redis_url = await _servers(stack, settings, worker)
         bus = await Bus.connect(
@@ -73,16 +75,16 @@ async def serve(
             auth=settings.nats if settings.nats.url or worker else None,
         )
         stack.push_async_callback(bus.close)
-        store = await Store.connect(redis_url, settings.redis.prefix)
-        stack.push_async_callback(store.close)
-        versions = Versions.connect(redis_url, keep=settings.deploy.keep_versions)
-        stack.push_async_callback(versions.close)
+        redis = await open_client(redis_url)  # the one Redis pool of this process
+        stack.push_async_callback(redis.aclose)  # after every user of it has stopped
+        store = Store(redis, keys)
+        versions = Versions(redis, keys, keep=settings.deploy.keep_versions)
         database = DatabaseService(bus, store)
         stack.push_async_callback(database.stop, settings.drain_timeout)
         await database.start()
 
         token = settings.deploy.token or _running_token(settings, worker)
-        operations = Operations(settings, bus, redis_url)
+        operations = Operations(settings, bus, redis, keys)
         stack.push_async_callback(operations.stop)
         enable = EnableService(bus, token)
         runtime = Runtime(
@@ -91,7 +93,8 @@ async def serve(
             route=not worker,
             wiring=Wiring(
                 db=lambda f: DatabaseClient(bus, f.name, f.collections),
-                redis=store.redis,
+                redis=redis,
+                keys=keys,
                 observers=operations.observers,
                 preparers=(partial(declare_indexes, store),),
                 swap_hooks=(operations.follow,),
@@ -101,7 +104,7 @@ async def serve(
         )
         connector = None
         if settings.cytube is not None and not worker:
-            connector = Connector(settings.cytube, bus, redis_url)
+            connector = Connector(settings.cytube, bus, redis, keys)
             stack.push_async_callback(connector.stop)  # after the runtime: the last answers go out
         plugins = LegacyPlugins(runtime, settings.plugins)
         stack.push_async_callback(plugins.stop)  # after the runtime: nothing routes to them then

@@ -18,7 +18,7 @@ from typing import Any
 
 from runtime.config.manifest import Command, Function, display_path, dump_yaml
 from runtime.constants import RANKS
-from runtime.core.bundle import Bundle, check_elsewhere
+from runtime.core.bundle import Bundle, check_elsewhere, regular_file
 from runtime.core.loader import execute
 from runtime.errors import ConfigError, DeployError, LoadError
 from runtime.legacy import coreimport
@@ -190,8 +190,11 @@ def bundle_of(folder: Path, function: Function) -> Bundle:
     files = {MARKER: json.dumps({"kind": "legacy", "name": function.name})}
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
-        if not path.is_file() or _SKIP_DIRS & set(rel.parts) or path.suffix == ".pyc":
+        if _SKIP_DIRS & set(rel.parts) or path.suffix == ".pyc":
             continue
+        if path.is_dir() and not path.is_symlink():
+            continue
+        regular_file(path, folder, function.name)  # no symbolic links, FIFOs or devices
         try:
             files[str(rel)] = path.read_text("utf-8")
         except UnicodeDecodeError:

@@ -90,19 +90,14 @@ class Operations:
         self,
         settings: Settings,
         bus: Bus,
-        redis: Redis | str | None,
+        redis: Redis | None,
         keys: Namespace | None = None,
     ) -> None:
         """`redis` is the process's client (decode_responses=True), closed by its owner, and
-        `keys` the namespace of its keys (by default that of `settings.redis.prefix`). A URL
-        instead of a client opens one that `stop()` closes; that is for callers not yet passing
-        the shared client."""
+        `keys` the namespace of its keys (by default that of `settings.redis.prefix`)."""
         self.settings, self.bus = settings, bus
         self.probes = Probes()
         self.metrics = Metrics()
-        self._owned = isinstance(redis, str)
-        if isinstance(redis, str):
-            redis = Redis.from_url(redis, decode_responses=True)
         self.redis = redis
         keys = keys or Namespace(settings.redis.prefix)
         self.activations = (
@@ -215,8 +210,6 @@ class Operations:
             await self.discovery.stop()
         if self.activations is not None:
             await self.activations.stop()
-        if self.redis is not None and self._owned:
-            await self.redis.aclose()
 
     # Readiness checks: (ready, why).
 

@@ -186,8 +186,9 @@ class Bus:
         except NatsError as e:
             raise BusError(f"subscribe to {inbox}", str(e) or type(e).__name__) from e
         try:
+            # The publish starts the client's flusher; no flush() to wait for: on Python 3.11 its
+            # wait_for can swallow a cancellation that comes as the server's PONG does.
             await self.publish(subject, payload, reply=inbox, checked=True)
-            await self.flush()
             loop = asyncio.get_running_loop()
             deadline = loop.time() + window
             while expected is None or len(replies) < expected:

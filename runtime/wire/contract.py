@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from functools import cache, lru_cache
 from typing import Any
@@ -101,14 +102,42 @@ def check(subject: str, payload: Any, key: str | None = None) -> Any:
     return payload
 
 
+class _NotFinite(ValueError):
+    """A JSON number that is not finite: `NaN`, `Infinity`, `-Infinity` or one that overflows."""
+
+
+def _refuse_constant(name: str) -> Any:
+    # json.loads accepts NaN and ±Infinity, which are not JSON; every comparison with NaN is
+    # False, so a `rank: NaN` would pass the schema's bounds and every rank check.
+    raise _NotFinite(f"{name} is not a finite number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses to inf
+        raise _NotFinite(f"{text} is not a finite number")
+    return value
+
+
+def loads(data: str | bytes) -> Any:
+    """Strict JSON: NaN, Infinity, -Infinity and numbers too large for a float are refused
+    (ValueError), so no schema check or rank comparison ever sees a non-finite number."""
+    return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def decode(subject: str, data: bytes, key: str | None = None) -> Any:
-    """Bytes off the wire to a validated payload; every failure is a ContractError."""
+    """Bytes off the wire to a validated payload; every failure is a ContractError.
+
+    Non-finite numbers are refused here, before the fast (fastjsonschema) and the slow
+    (jsonschema) check, neither of which refuses NaN against a minimum or maximum."""
     if len(data) > MAX_PAYLOAD:
         raise ContractError(
             subject, f"payload of {len(data)} bytes is over the {MAX_PAYLOAD} limit"
         )
     try:
-        payload = json.loads(data) if data else None
+        payload = loads(data) if data else None
+    except _NotFinite as e:
+        raise ContractError(subject, f"payload is not valid JSON: {e}") from e
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ContractError(subject, f"payload is not JSON: {e}") from e
     except RecursionError as e:
