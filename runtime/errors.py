@@ -80,6 +80,17 @@ class CollectionDenied(RoseyError):
         )
 
 
+class SubjectDenied(RoseyError):
+    """A function's ctx.publish or ctx.request named a subject functions may not use: the
+    database (reached through ctx.db only), Rosey's control subjects, or those carrying a rank."""
+
+    code = ErrorCode.PERMISSION_DENIED
+
+    def __init__(self, function: str, subject: str, reason: str) -> None:
+        self.function, self.subject, self.reason = function, subject, reason
+        super().__init__(f"function {function!r} may not send to {subject!r}: {reason}")
+
+
 class InvocationError(RoseyError):
     """A handler raised; the original exception is chained as __cause__."""
 

@@ -237,3 +237,10 @@ def test_a_symlink_in_a_legacy_plugin_package_is_refused(tmp_path: Path) -> None
     assert f"{folder / 'notes.txt'} is a symbolic link" in str(info.value)
     (folder / "notes.txt").unlink()
     assert "__init__.py" in legacy.bundle_of(folder, function).files
+
+
+def test_a_bundle_with_a_lone_surrogate_is_refused() -> None:
+    data = raw(files={"hello.py": "x = '\ud800'\n"})
+    with pytest.raises(DeployError) as info:
+        Bundle.from_json(json.dumps(data))
+    assert "malformed bundle: not UTF-8 text" in str(info.value)

@@ -17,6 +17,7 @@ from runtime.core.runtime import Runtime
 from runtime.deploy.service import DeployService
 from runtime.deploy.versions import Versions
 from runtime.wire.bus import Bus
+from runtime.wire.signing import Signer
 from tests.conftest import Chat, wait_for, write_project
 
 TOKEN = "s3cret"
@@ -300,11 +301,110 @@ async def test_status(cluster: Start, bus: Bus) -> None:
 
 async def test_unsigned_announcements_are_refused(cluster: Start, bus: Bus) -> None:
     runtime, _ = await cluster()
-    forged = {"action": "remove", "name": "echo", "origin": "intruder", "auth": "0" * 64}
+    forged = Signer("not-the-token").sign(
+        {"action": "remove", "name": "echo", "origin": "intruder", "generation": 10**9}
+    )
     [ack] = await _gather(bus, forged)
     assert ack["ok"] is False
-    assert ack["error"] == "deploy token mismatch"
+    assert ack["error"] == "refused: not signed with this runtime's deploy token"
     assert "echo" in runtime.registry
+
+
+class Recorder:
+    """Captures the raw bytes of every deploy announcement, as an intruder on `>` would."""
+
+    def __init__(self) -> None:
+        self.captured: list[bytes] = []
+
+    async def start(self, bus: Bus) -> None:
+        async def keep(msg: Any) -> None:
+            self.captured.append(msg.data)
+
+        await bus.nc.subscribe("rosey.deploy.apply", cb=keep)
+        await bus.flush()
+
+    def last(self, action: str) -> bytes:
+        return next(b for b in reversed(self.captured) if json.loads(b)["action"] == action)
+
+
+async def _replay(bus: Bus, data: bytes) -> list[dict[str, Any]]:
+    """Republish captured bytes, exactly as captured, and collect the acknowledgements."""
+    inbox = bus.nc.new_inbox()
+    got: list[dict[str, Any]] = []
+    arrived = asyncio.Event()
+
+    async def collect(msg: Any) -> None:
+        got.append(json.loads(msg.data))
+        arrived.set()
+
+    sub = await bus.nc.subscribe(inbox, cb=collect)
+    await bus.nc.publish("rosey.deploy.apply", data, reply=inbox)
+    async with asyncio.timeout(5):
+        await arrived.wait()
+    await sub.unsubscribe()
+    return got
+
+
+async def test_a_replayed_announcement_does_not_bring_back_an_old_version(
+    cluster: Start, bus: Bus, chat: Chat
+) -> None:
+    first, _ = await cluster()
+    second, _ = await cluster()
+    recorder = Recorder()
+    await recorder.start(bus)
+    assert (await deploy(bus, echo_bundle("2.0.0")))["success"]
+    old = recorder.last("apply")
+    assert json.loads(old)["hash"] == echo_bundle("2.0.0").hash
+    assert (await deploy(bus, echo_bundle("3.0.0")))["success"]
+    [ack] = await _replay(bus, old)  # the origin ignores its own; the peer answers
+    assert ack["ok"] is False
+    assert "replay" in ack["error"]
+    for runtime in (first, second):
+        assert runtime.registry.get("echo").version == "3.0.0"  # type: ignore[union-attr]
+    assert {await ask(chat, "!echo x") for _ in range(6)} == {"v3.0.0:x"}
+    # A runtime started after the deploys has no memory of nonces: the generation refuses it.
+    third, _ = await cluster()
+    assert third.registry.get("echo").version == "3.0.0"  # type: ignore[union-attr]
+    acks = await _replay(bus, old)
+    assert acks and all(not a["ok"] and "replay" in a["error"] for a in acks)
+    assert third.registry.get("echo").version == "3.0.0"  # type: ignore[union-attr]
+
+
+async def test_a_replayed_removal_does_not_drop_the_function_again(
+    cluster: Start, bus: Bus
+) -> None:
+    _, _ = await cluster()
+    second, _ = await cluster()
+    recorder = Recorder()
+    await recorder.start(bus)
+    removal = await bus.request(
+        "rosey.deploy", {"token": TOKEN, "action": "remove", "name": "echo"}, 20
+    )
+    assert removal["success"], removal
+    captured = recorder.last("remove")
+    assert "echo" not in second.registry
+    assert (await deploy(bus, echo_bundle("2.0.0")))["success"]
+    assert "echo" in second.registry
+    [ack] = await _replay(bus, captured)
+    assert ack["ok"] is False
+    assert "replay" in ack["error"]
+    assert "echo" in second.registry
+
+
+def test_signed_messages_expire_and_are_used_once() -> None:
+    now = [1000.0]
+    signer = Signer(TOKEN, window=30, clock=lambda: now[0])
+    message = signer.sign({"name": "echo"})
+    assert signer.problem(message) is None
+    assert signer.problem(message) == "already used (a replay)"
+    stale = signer.sign({"name": "echo"})
+    now[0] += 31
+    assert signer.problem(stale) is not None
+    assert "outside the 30s window" in str(signer.problem(stale))
+    ahead = Signer(TOKEN, clock=lambda: now[0] + 60).sign({"name": "echo"})
+    assert "outside" in str(signer.problem(ahead))
+    tampered = {**signer.sign({"name": "echo"}), "name": "other"}
+    assert signer.problem(tampered) == "not signed with this runtime's deploy token"
 
 
 async def test_runtimes_with_another_token_do_not_follow(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from runtime.cli.deploy import _enable
@@ -101,6 +102,40 @@ async def test_rosey_enable_needs_the_deploy_token(
         [answer] = await _enable(settings("secret-token"), "flaky", window=0.2)
         assert answer["success"] and answer["data"]["resumed"] is True
         assert not runtime.invokers["flaky"].breaker.paused
+    finally:
+        await enable.stop()
+
+
+async def test_a_captured_enable_request_cannot_be_replayed(
+    make_runtime: MakeRuntime, nats_url: str, bus: Bus
+) -> None:
+    runtime = await make_runtime(MANIFEST, CODE)
+    enable = EnableService(bus, "secret-token")
+    await enable.start(runtime)
+    captured: list[bytes] = []
+
+    async def keep(msg: Any) -> None:
+        captured.append(msg.data)
+
+    await bus.nc.subscribe("rosey.enable", cb=keep)
+    await bus.flush()
+    settings = Settings(
+        nats=NatsSettings(url=nats_url), deploy=DeploySettings(token="secret-token")
+    )
+    try:
+        for _ in range(3):
+            await bus.request("plugin.flaky.command", _command(), 5)
+        [answer] = await _enable(settings, "flaky", window=0.2)
+        assert answer["data"]["resumed"] is True
+        assert b"secret-token" not in captured[0]  # the token itself never travels
+        for _ in range(3):
+            await bus.request("plugin.flaky.command", _command(), 5)
+        assert runtime.invokers["flaky"].breaker.paused
+        reply = await bus.nc.request("rosey.enable", captured[0], timeout=5)
+        refused = json.loads(reply.data)
+        assert refused["error_code"] == "PERMISSION_DENIED"
+        assert refused["error"] == "refused: already used (a replay)"
+        assert runtime.invokers["flaky"].breaker.paused
     finally:
         await enable.stop()
 

@@ -22,6 +22,7 @@ from runtime.core.bundle import Bundle
 from runtime.deploy import check, collect
 from runtime.errors import ConfigError, RoseyError
 from runtime.host import instance as instances
+from runtime.wire.signing import Signer
 
 if TYPE_CHECKING:
     from runtime.wire.bus import Bus
@@ -375,6 +376,7 @@ def enable(config_path: Path | None, as_json: bool, name: str) -> None:
 async def _enable(settings: Settings, name: str, window: float = 0.5) -> list[dict[str, Any]]:
     bus = await _connect(settings)
     try:
-        return await bus.gather(ENABLE, {"name": name, "token": _token(settings)}, window)
+        request = Signer(_token(settings)).sign({"name": name})
+        return await bus.gather(ENABLE, request, window)
     finally:
         await bus.close()

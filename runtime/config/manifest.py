@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -142,12 +143,19 @@ def display_path(path: Path) -> str:
 
 
 def load_yaml(path: Path) -> Any:
-    """Parse one YAML file; syntax errors name the line and column."""
+    """Parse one YAML file; every problem (unreadable, not UTF-8, bad syntax, nested too deeply)
+    is a ManifestError naming the file, syntax errors with line and column."""
     source = display_path(path)
     try:
-        text = path.read_text("utf-8")
+        data = path.read_bytes()
     except OSError as e:
         raise ManifestError(source, [f"cannot read: {e.strerror or e}"]) from e
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ManifestError(
+            source, [f"not UTF-8 text: byte {data[e.start]:#04x} at offset {e.start} is invalid"]
+        ) from e
     try:
         return yaml.load(text, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as e:
@@ -156,6 +164,12 @@ def load_yaml(path: Path) -> Any:
         raise ManifestError(source, [f"{where}YAML syntax error: {e.problem or e}"]) from e
     except yaml.YAMLError as e:
         raise ManifestError(source, [f"YAML syntax error: {e}"]) from e
+    except RecursionError as e:
+        raise ManifestError(source, ["YAML is nested too deeply"]) from e
+    except (ValueError, TypeError, OverflowError) as e:
+        # A scalar PyYAML resolves but cannot build (such as a date out of range), or a key
+        # that cannot be hashed.
+        raise ManifestError(source, [f"YAML value cannot be read: {e}"]) from e
 
 
 def dump_yaml(data: Any) -> str:
@@ -169,6 +183,9 @@ def parse(data: Any, source: str = "<memory>") -> Function:
         raise ManifestError(source, ["the file is empty; expected name, version and description"])
     check = schemas.validator("manifest.json")
     found = schemas.problems(check, data)
+    if found:
+        raise ManifestError(source, found)
+    found = _non_finite(data, "")
     if found:
         raise ManifestError(source, found)
     found = _semantic_problems(data)
@@ -253,6 +270,23 @@ def _cooldown(value: float | dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _non_finite(value: Any, where: str) -> list[str]:
+    """`.nan` and `.inf` pass JSON Schema bounds (NaN compares False with everything): a timeout,
+    cooldown or interval of NaN is refused here. The free-form `config` is the function's own."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{where or '(top level)'}: {value!r} is not a finite number"]
+    if isinstance(value, dict):
+        return [
+            line
+            for key, item in value.items()
+            if not (where == "" and key == "config")
+            for line in _non_finite(item, f"{where}.{key}" if where else str(key))
+        ]
+    if isinstance(value, list):
+        return [line for i, item in enumerate(value) for line in _non_finite(item, f"{where}[{i}]")]
+    return []
+
+
 def _semantic_problems(data: dict[str, Any]) -> list[str]:
     found: list[str] = []
     commands: dict[str, dict[str, Any]] = data.get("commands") or {}
@@ -333,7 +367,10 @@ def example_words(line: str) -> list[str]:
 def load(path: Path) -> Function:
     """Read and validate one manifest file."""
     data = load_yaml(path)
-    return parse(data, display_path(path))
+    try:
+        return parse(data, display_path(path))
+    except RecursionError as e:  # nested values PyYAML could still read, too deep to validate
+        raise ManifestError(display_path(path), ["YAML is nested too deeply"]) from e
 
 
 def load_dir(directory: Path) -> list[Function]:

@@ -128,7 +128,10 @@ class Bundle:
             )
         except (KeyError, TypeError, ValueError) as e:
             raise DeployError(str(raw.get("name", "?")), f"malformed bundle: missing {e}") from e
-        expected = content_hash(bundle.manifest, bundle.files)
+        try:
+            expected = content_hash(bundle.manifest, bundle.files)
+        except UnicodeEncodeError as e:  # a lone surrogate, which JSON's \ud800 can carry
+            raise DeployError(bundle.name, f"malformed bundle: not UTF-8 text: {e}") from e
         if bundle.hash != expected:
             raise DeployError(
                 bundle.name,
@@ -141,7 +144,7 @@ class Bundle:
         """The bundle's manifest, parsed and validated."""
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{self.name}.yaml"
-            path.write_text(self.manifest)
+            path.write_text(self.manifest, "utf-8")
             try:
                 f = manifest.parse(manifest.load_yaml(path), self.source or f"{self.name}.yaml")
             except ManifestError as e:
@@ -159,7 +162,7 @@ class Bundle:
             if not path.is_relative_to(folder.resolve()):
                 raise DeployError(self.name, f"file path {rel!r} leaves the bundle")
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            path.write_text(text, "utf-8")
         return folder
 
 

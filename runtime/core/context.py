@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -11,10 +12,42 @@ from typing import Any, Literal, Protocol
 from runtime.config.manifest import Function
 from runtime.constants import SEND_CHAT, SEND_PM
 from runtime.core.registry import Route
-from runtime.errors import StoreError
+from runtime.errors import StoreError, SubjectDenied
 
 # schedule: a manifest schedule fired; chat/expired: a line or the end of a ctx.listen window.
 Kind = Literal["command", "event", "request", "schedule", "chat", "expired"]
+
+
+# Subjects ctx.publish and ctx.request refuse, by their first tokens (`*`: any one token). The
+# database is reached through ctx.db, which holds the manifest's collections; deploys and resumes
+# are for operators; chat lines and commands carry a user's rank, so only the connector and the
+# router send them.
+REFUSED: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("database",), "use ctx.db, which is limited to the collections the manifest declares"),
+    (("rosey", "deploy"), "deploys are for operators (rosey deploy, rollback, remove)"),
+    (("rosey", "enable"), "resuming a function is for moderators (!rosey enable)"),
+    (("cytube", "chat"), "chat lines come from the CyTube connector only; use ctx.send_chat"),
+    (("cytube", "pm"), "private messages come from the CyTube connector only; use ctx.send_pm"),
+    (
+        ("plugin", "*", "command"),
+        "commands come from the router only; ask another function on plugin.<name>.request",
+    ),
+)
+# What NATS would not take as one subject to publish to: a wildcard, an empty token, or a space
+# or control character (the protocol would read what follows as another argument).
+_INVALID = re.compile(r"(?:^|\.)(?:\*|>)?(?:\.|$)|[\s\x00-\x1f\x7f]")
+
+
+def check_subject(function: str, subject: str) -> None:
+    """Raise SubjectDenied unless a function may publish or request on `subject`."""
+    if not isinstance(subject, str) or _INVALID.search(subject):
+        raise SubjectDenied(function, str(subject), "not a subject to publish to")
+    tokens = subject.split(".")
+    for prefix, reason in REFUSED:
+        if len(tokens) >= len(prefix) and all(
+            p in ("*", t) for p, t in zip(prefix, tokens, strict=False)
+        ):
+            raise SubjectDenied(function, subject, reason)
 
 
 @dataclass(frozen=True)
@@ -118,9 +151,13 @@ class Context:
             await self._publish(SEND_PM, payload)
 
     async def publish(self, subject: str, data: Any) -> None:
+        """Publish on a subject of NATS, except those in REFUSED (SubjectDenied)."""
+        check_subject(self.function.name, subject)
         await self._publish(subject, data)
 
     async def request(self, subject: str, data: Any, timeout: float = 5.0) -> Any:
+        """Ask on a subject of NATS and return the decoded reply, except on those in REFUSED."""
+        check_subject(self.function.name, subject)
         return await self._request(subject, data, timeout)
 
     # Conversational games (runtime/listen.py): read plain chat of this channel for a while.
@@ -175,9 +212,11 @@ class SyncContext:
         self._wait(self._ctx.send_pm(user, text))
 
     def publish(self, subject: str, data: Any) -> None:
+        check_subject(self.function.name, subject)
         self._wait(self._ctx.publish(subject, data))
 
     def request(self, subject: str, data: Any, timeout: float = 5.0) -> Any:
+        check_subject(self.function.name, subject)
         return self._wait(self._ctx.request(subject, data, timeout))
 
     def listen(self, seconds: float) -> float:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict
@@ -26,6 +25,7 @@ from runtime.legacy import plugin as legacy
 from runtime.legacy.host import LegacyPlugins
 from runtime.wire import contract
 from runtime.wire.bus import Binding, Bindings, Bus
+from runtime.wire.signing import Signer
 
 log = logging.getLogger("rosey.deploy")
 
@@ -46,6 +46,11 @@ class DeployService:
         self.runtime, self.bus, self.token, self.versions = runtime, bus, token, versions
         self.ack_window, self.plugins = ack_window, plugins
         self.hashes: dict[str, str] = {}  # bundle hash of what each function serves here
+        self.signer = Signer(token)
+        # Deployment generations (Redis INCR): what this runtime started with, and the last one
+        # it applied per function. An announcement not newer than these is refused (a replay).
+        self.baseline = 0
+        self.applied: dict[str, int] = {}
         self.id = uuid.uuid4().hex[:12]
         self.bindings = Bindings(
             [
@@ -56,6 +61,8 @@ class DeployService:
         )
 
     async def start(self) -> None:
+        if self.versions is not None:
+            self.baseline = await self.versions.generation()
         await self.bindings.start()
 
     async def stop(self) -> None:
@@ -182,17 +189,14 @@ class DeployService:
     async def _announce(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
         """Tell every other runtime; collect their answers while they keep coming (peers answer
         after their own swap)."""
-        announce = {**payload, "origin": self.id}
-        announce["auth"] = self._sign(announce)
+        # Without Redis there is no shared counter (and no peer could load the bundle); the
+        # clock in nanoseconds still orders this runtime's own announcements.
+        generation = await self.versions.next_generation() if self.versions else time.time_ns()
+        self.applied[payload["name"]] = generation
+        announce = self.signer.sign({**payload, "origin": self.id, "generation": generation})
         return await self.bus.gather(DEPLOY_APPLY, announce, self.ack_window, extend=True)
 
     # rosey.deploy.apply: another runtime deployed; converge on what it stored.
-
-    def _sign(self, payload: dict[str, Any]) -> str:
-        # Peers act on an announcement only when it is signed with the shared deploy token, so a
-        # NATS client without the token cannot make every runtime swap or drop a function.
-        body = json.dumps({k: v for k, v in payload.items() if k != "auth"}, sort_keys=True)
-        return hmac.new(self.token.encode(), body.encode(), hashlib.sha256).hexdigest()
 
     async def on_apply(self, msg: Msg) -> None:
         try:
@@ -203,10 +207,18 @@ class DeployService:
         if payload.get("origin") == self.id:
             return
         ack: dict[str, Any] = {"runtime": self.id, "pid": os.getpid(), "ok": True}
-        if not hmac.compare_digest(str(payload.get("auth", "")), self._sign(payload)):
-            log.warning("refused a deploy announcement not signed with this runtime's deploy token")
-            await self.bus.respond(msg, {**ack, "ok": False, "error": "deploy token mismatch"})
+        # Peers act on an announcement only when it is signed with the shared deploy token, fresh,
+        # not seen before and newer than what they applied: a NATS client without the token can
+        # neither forge one nor replay a captured one to bring back an old version.
+        name, generation = payload["name"], payload["generation"]
+        problem = self.signer.problem(payload)
+        if problem is None and generation <= max(self.baseline, self.applied.get(name, 0)):
+            problem = f"generation {generation} is not newer than the one applied here (a replay)"
+        if problem is not None:
+            log.warning("refused a deploy announcement for %s: %s", name, problem)
+            await self.bus.respond(msg, {**ack, "ok": False, "error": f"refused: {problem}"})
             return
+        self.applied[name] = generation
         try:
             if payload["action"] == "remove":
                 if payload["name"] in self.runtime.registry:

@@ -107,3 +107,17 @@ class Versions:
                 await pipe.execute()
         except RedisError as e:
             raise StoreError("remove bundle", str(e)) from e
+
+    async def generation(self) -> int:
+        """The deployment generation: how many deploys, rollbacks and removals there have been."""
+        try:
+            return int(await self.redis.get(self._key("generation")) or 0)
+        except RedisError as e:
+            raise StoreError("read the deployment generation", str(e)) from e
+
+    async def next_generation(self) -> int:
+        """Count one more deploy, rollback or removal; the generation its announcement carries."""
+        try:
+            return int(await self.redis.incr(self._key("generation")))
+        except RedisError as e:
+            raise StoreError("count the deployment generation", str(e)) from e

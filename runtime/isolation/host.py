@@ -6,6 +6,10 @@ NATS subscriptions, so it knows exactly which calls each worker holds. When the 
 loop) those calls, and only those, are answered with one short line, and nothing is lost in a
 queue group with no one left to answer. Concurrency, timeouts, quarantine and activation records
 stay in one place (the Invoker), and the worker holds no NATS credentials.
+
+The worker's log records come over the pipe too and are handled by the runtime's logging, so its
+lines have the runtime's format (text or JSON) and its masking of secrets, which the worker is
+never told.
 """
 
 from __future__ import annotations
@@ -140,8 +144,14 @@ class Isolated:
         process.stdin.write(json.dumps(init).encode() + b"\n")
         try:
             async with asyncio.timeout(LOAD_TIMEOUT):
-                first = await process.stdout.readline()
-            message = json.loads(first) if first else {}
+                while True:  # log lines of the import come before `ready`
+                    line = await process.stdout.readline()
+                    message = json.loads(line) if line else {}
+                    if not isinstance(message, dict):
+                        raise ValueError("not a JSON object")
+                    if message.get("op") != "log":
+                        break
+                    self._log(message, process.pid)
         except (TimeoutError, ValueError) as e:
             process.kill()
             await _reap(process)
@@ -212,6 +222,8 @@ class Isolated:
                 message = json.loads(line)
                 if message["op"] == "done":
                     self._done(message)
+                elif message["op"] == "log":
+                    self._log(message, process.pid)
                 elif message["op"] == "ctx":
                     task = asyncio.create_task(self._context(process, message))
                     tasks.add(task)
@@ -257,6 +269,42 @@ class Isolated:
         else:
             code = ErrorCode(message.get("code") or ErrorCode.PLUGIN_ERROR)
             call.future.set_exception(WorkerError(str(message.get("error")), code))
+
+    def _log(self, message: dict[str, Any], pid: int) -> None:
+        """A log record of the worker, handled by the runtime's own logging. Raises ValueError
+        for a malformed one (a protocol error)."""
+        try:
+            name = str(message["logger"]) or f"rosey.fn.{self.function.name}"
+            level = int(message["level"])
+            created = float(message["created"])
+            fields = {
+                key: str(message[key])
+                for key in ("function", "version", "id", "exception", "stack")
+                if message.get(key) is not None
+            }
+            text = str(message["message"])
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"bad log message: {e}") from e
+        logger = logging.getLogger(name)
+        if not logger.isEnabledFor(level):
+            return
+        record = logging.makeLogRecord(
+            {
+                "name": name,
+                "levelno": level,
+                "levelname": logging.getLevelName(level),
+                "msg": text,
+                "args": None,
+                "created": created,
+                "msecs": (created - int(created)) * 1000,
+                "process": pid,
+                "processName": f"worker-{self.function.name}",
+                "exc_text": fields.pop("exception", None),
+                "stack_info": fields.pop("stack", None),
+                **fields,
+            }
+        )
+        logger.handle(record)
 
     async def _context(self, process: asyncio.subprocess.Process, message: dict[str, Any]) -> None:
         """A ctx call from the worker, made on the invocation's real Context."""

@@ -1,9 +1,10 @@
-"""The worker process of a process-isolated function: `python -m runtime.sandbox`.
+"""The worker process of a process-isolated function: `python -m runtime.isolation.worker`.
 
-It talks to its runtime (runtime/isolation.py) over its standard input and output, one JSON
-object a line: `call`/`cancel` and answers to context calls come in; `ready`, `done` and context
-calls go out. The handler's own standard output goes to standard error, so a print() cannot
-corrupt the protocol. The runtime keeps the NATS subscriptions, concurrency, timeouts and
+It talks to its runtime (runtime/isolation/host.py) over its standard input and output, one JSON
+object a line: `call`/`cancel` and answers to context calls come in; `ready`, `done`, context
+calls and log records go out. Log records are written by the runtime's own logging, so they have
+its format (text or JSON) and its masking of secrets, and the secrets never come here. The
+handler's own standard output goes to standard error, so a print() cannot corrupt the protocol. The runtime keeps the NATS subscriptions, concurrency, timeouts and
 activation records; this process only runs handlers, so its death costs only its own calls.
 """
 
@@ -34,6 +35,11 @@ from runtime.errors import LoadError, RoseyError, WorkerError
 EXIT_MEMORY = 70
 # Thread stacks under a memory limit: the default 8 MiB each would count against it.
 LIMITED_STACK = 2 << 20
+# Longest message (and traceback) of a forwarded log record, in characters; JSON escapes make a
+# line up to 12 bytes a character, which keeps it well under the runtime's line limit.
+LOG_CHARS = 1 << 19
+# Attributes a record may carry as `extra` that the runtime's log formats show.
+LOG_FIELDS = ("function", "version", "id")
 
 
 class RemoteContext(Context):
@@ -88,9 +94,50 @@ class _RemoteDb:
         return call
 
 
+class Forward(logging.Handler):
+    """Sends every log record of this process to the runtime, which logs it with its handlers."""
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:
+            text = f"{record.msg!r} (bad log arguments: {record.args!r})"
+        message: dict[str, Any] = {
+            "op": "log",
+            "logger": record.name,
+            "level": record.levelno,
+            "message": text[:LOG_CHARS],
+            "created": record.created,
+        }
+        for key in LOG_FIELDS:
+            value = getattr(record, key, None)
+            if isinstance(value, str):
+                message[key] = value
+        if record.exc_info:
+            message["exception"] = logging.Formatter().formatException(record.exc_info)[:LOG_CHARS]
+        elif record.exc_text:
+            message["exception"] = record.exc_text[:LOG_CHARS]
+        if record.stack_info:
+            message["stack"] = record.stack_info[:LOG_CHARS]
+        try:
+            self.worker.send(message)
+        except Exception:
+            self.handleError(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        # The runtime closed the pipe: this worker is ending. The default would print the
+        # record's message and arguments, unmasked, to standard error.
+        pass
+
+
 class Worker:
     def __init__(self, inbox: IO[bytes], outbox: IO[bytes]) -> None:
         self.inbox, self.outbox = inbox, outbox
+        self.sending = threading.Lock()  # log records come from any thread
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.threads: set[int] = set()  # calls of sync handlers, which cannot be cancelled
         self.asked: dict[int, asyncio.Future[Any]] = {}
@@ -98,17 +145,19 @@ class Worker:
         self.ended = asyncio.Event()
 
     def send(self, message: dict[str, Any]) -> None:
-        self.outbox.write(json.dumps(message, default=str).encode() + b"\n")
-        self.outbox.flush()
+        line = json.dumps(message, default=str).encode() + b"\n"
+        with self.sending:
+            self.outbox.write(line)
+            self.outbox.flush()
 
     async def run(self) -> None:
         init = json.loads(self.inbox.readline())
         # Pickle only ever goes from the runtime to its worker, never back.
         function: Function = pickle.loads(base64.b64decode(init["function"]))
         self.function = function
+        # No handler of its own: the runtime writes every line, as it writes its own.
         logging.basicConfig(
-            level=init.get("log_level", "INFO"),
-            format=f"%(asctime)s %(levelname)s %(name)s [worker {os.getpid()}]: %(message)s",
+            level=init.get("log_level", "INFO"), handlers=[Forward(self)], force=True
         )
         if init.get("memory"):
             threading.stack_size(LIMITED_STACK)

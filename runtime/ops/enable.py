@@ -3,7 +3,6 @@ the deploy token."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,7 @@ from runtime.constants import ENABLE, ErrorCode
 from runtime.errors import ContractError, RoseyError
 from runtime.wire import contract
 from runtime.wire.bus import Binding, Bus
+from runtime.wire.signing import Signer
 
 if TYPE_CHECKING:
     from runtime.core.runtime import Runtime
@@ -31,7 +31,8 @@ class EnableService:
     the runtime whose functions it resumes."""
 
     def __init__(self, bus: Bus, token: str, window: float = 0.3) -> None:
-        self.bus, self.token, self.window = bus, token, window
+        self.bus, self.window = bus, window
+        self.signer = Signer(token)  # requests are signed, fresh and used once: no replay
         self.runtime: Runtime | None = None
         self.id = f"{os.getpid()}-{id(self):x}"
         self.binding = Binding(bus, ENABLE, self.on_enable)
@@ -58,10 +59,11 @@ class EnableService:
         except ContractError as e:
             await self.bus.respond(msg, contract.failure(ErrorCode.INVALID_INPUT, str(e)))
             return
-        if not hmac.compare_digest(payload["token"].encode(), self.token.encode()):
-            log.warning("refused a rosey.enable with a wrong token")
+        problem = self.signer.problem(payload)
+        if problem is not None:
+            log.warning("refused a rosey.enable for %s: %s", payload["name"], problem)
             await self.bus.respond(
-                msg, contract.failure(ErrorCode.PERMISSION_DENIED, "deploy token rejected")
+                msg, contract.failure(ErrorCode.PERMISSION_DENIED, f"refused: {problem}")
             )
             return
         if self.runtime is None or payload["name"] not in self.runtime.invokers:
@@ -71,7 +73,7 @@ class EnableService:
     async def everywhere(self, name: str) -> list[dict[str, Any]]:
         """Resume `name` in this runtime and in every other one with the same deploy token."""
         answers: list[dict[str, Any]] = [self.enable(name)]
-        replies = await self.bus.gather(ENABLE, {"name": name, "token": self.token}, self.window)
+        replies = await self.bus.gather(ENABLE, self.signer.sign({"name": name}), self.window)
         for reply in replies:
             data = reply.get("data")
             if reply.get("success") and isinstance(data, dict) and data.get("runtime") != self.id:
