@@ -3,7 +3,7 @@
 Index entries are members of a lexicographically sorted set (all scores 0), shaped
 `<value key> \\0\\0 <id key>` so that one ZRANGEBYLEX answers equality, ranges and ordering.
 The value key preserves order across JSON types: missing < null < false < true < numbers <
-strings < lists < objects. The Lua scripts build the same bytes (see dbscripts.py); a test holds
+strings < lists < objects. The Lua scripts build the same bytes (see runtime/database/scripts.py); a test holds
 the two to it.
 """
 

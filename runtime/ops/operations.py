@@ -1,5 +1,6 @@
 """Operating a runtime: health, readiness and metrics over HTTP, discovery on NATS, activation
-records in Redis. `rosey run` starts them with `start_operations` once the runtime serves."""
+records in Redis. `rosey run` builds them before the Runtime (its Wiring takes their observers)
+and starts them once the runtime serves."""
 
 from __future__ import annotations
 
