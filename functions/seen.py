@@ -9,6 +9,7 @@ from typing import Any
 SEEN = "seen"
 GREETINGS = "greetings"
 MAX_GREETING = 200
+MAX_NAME = 100
 
 
 def ago(seconds: float) -> str:
@@ -36,12 +37,20 @@ def on_leave(event: Any, ctx: Any) -> None:
         )
 
 
+def plausible(name: str) -> bool:
+    """A name the contract admits for a user (1 to 100 characters, no control characters), so
+    it can be a record id; anything else was never seen."""
+    return 0 < len(name) <= MAX_NAME and not any(ord(c) < 32 or ord(c) == 127 for c in name)
+
+
 def seen(event: Any, ctx: Any) -> str:
     if len(event.args) != 1:
         return f"{event.user}: usage is !seen <user>"
     name = event.args[0].lstrip("@")
     if name.lower() == (event.user or "").lower():
         return f"{event.user}: I see you right now."
+    if not plausible(name):
+        return f"{event.user}: I have not seen that user."
     record = ctx.db.get(SEEN, name.lower())
     if record is None:
         return f"{event.user}: I have not seen {name}."

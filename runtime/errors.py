@@ -194,3 +194,14 @@ class QuarantineError(RoseyError):
             f"{function} is paused after repeated failures; a moderator can resume it with "
             f"!rosey enable {function}."
         )
+
+
+class InvalidInput(RoseyError):
+    """Raised by a handler for input it cannot use: the user sees `reason`, and the failure is
+    the caller's (INVALID_INPUT), so it does not count towards the function's quarantine."""
+
+    code = ErrorCode.INVALID_INPUT
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)

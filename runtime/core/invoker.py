@@ -35,6 +35,7 @@ from runtime.errors import (
     ContractError,
     DeployError,
     FunctionBusy,
+    InvalidInput,
     InvocationError,
     InvocationTimeout,
     PermissionDenied,
@@ -53,6 +54,7 @@ class Stats:
     invocations: int = 0
     errors: int = 0
     timeouts: int = 0
+    invalid: int = 0  # refused because the caller's input could not be used
     busy: int = 0
     denied: int = 0
     paused: int = 0
@@ -275,6 +277,14 @@ class Invoker:
             await self._failed(event)
             return
         except InvocationError as e:
+            if e.code == ErrorCode.INVALID_INPUT:
+                # The caller's input could not be used (a name the database refuses, the
+                # author's InvalidInput): the function is not at fault and is not quarantined.
+                self.stats.invalid += 1
+                self._record(event, "invalid", time.perf_counter() - began, error=str(e))
+                self.log.warning("%s (handler %s) [%s]", e, target, event.id)
+                await self._tell(msg, event, _invalid_line(event, f.name, e), e)
+                return
             self.stats.errors += 1
             self._record(event, "error", time.perf_counter() - began, error=str(e))
             self.log.error(
@@ -437,6 +447,14 @@ class Invoker:
     async def _refuse(self, msg: Msg, error: ContractError) -> None:
         self.log.warning("refused message: %s", error)
         await self.bus.respond(msg, contract.failure(ErrorCode.INVALID_INPUT, str(error)))
+
+
+def _invalid_line(event: Event, name: str, error: InvocationError) -> str:
+    """One short line: the author's own words when they raised InvalidInput, else a generic one."""
+    cause = error.__cause__
+    if isinstance(cause, InvalidInput):
+        return cause.reason
+    return f"Sorry, {event.command or name} cannot use that input."
 
 
 def _brief(e: BaseException) -> str:
