@@ -43,7 +43,11 @@ def test_decode_valid() -> None:
         (b"{", "cytube.chat: payload is not JSON"),
         (b"\xff", "cytube.chat: payload is not JSON"),
         (b'{"user": "a", "message": "x"}', "cytube.chat: rank: required field is missing"),
-        (b'{"user": "", "message": "x", "rank": 0}', "cytube.chat: user: '' should be non-empty"),
+        (
+            b'{"user": "", "message": "x", "rank": 0}',
+            "cytube.chat: user: '' is not valid: expected a user name of 1 to 100 characters "
+            "without control characters",
+        ),
         (
             b'{"user": "a", "message": "x", "rank": "5"}',
             "cytube.chat: rank: '5' is not of type 'number'",

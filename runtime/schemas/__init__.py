@@ -74,8 +74,9 @@ def problems(check: Draft202012Validator, instance: Any) -> list[str]:
     found: list[str] = []
     for error in errors:
         # Descend into anyOf/oneOf so the message names the deepest field that failed.
-        leaf = _best_leaf(error)
-        found.append(describe(leaf))
+        line = describe(_best_leaf(error))
+        if line not in found:  # two checks of one field can word the same expectation
+            found.append(line)
     return found
 
 
