@@ -134,7 +134,14 @@ def mutated_globals(tree: ast.Module) -> set[str]:
             or (
                 isinstance(node.value, ast.Call)
                 and getattr(node.value.func, "attr", getattr(node.value.func, "id", ""))
-                in {"dict", "list", "set", "defaultdict", "WeakKeyDictionary", "WeakValueDictionary"}
+                in {
+                    "dict",
+                    "list",
+                    "set",
+                    "defaultdict",
+                    "WeakKeyDictionary",
+                    "WeakValueDictionary",
+                }
             )
         )
         for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
