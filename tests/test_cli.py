@@ -1,7 +1,6 @@
 import json
 import re
 import signal
-import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -94,7 +93,8 @@ def test_sigterm_stops_cleanly_without_console(project: Path) -> None:
     with start_server(project, "--no-console") as server:
         assert server.stdin is not None
         server.stdin.close()  # end of input does not stop a server without console chat
-        time.sleep(0.3)
+        # It still answers after its input has ended (it never reads it).
+        assert rosey(project, "invoke", "flip").returncode == 0
         assert server.poll() is None
         assert (project / ".rosey" / "runtime.json").exists()
         server.send_signal(signal.SIGTERM)
@@ -141,7 +141,10 @@ async def test_sigterm_drains_in_flight_work_and_announces_shutdown(project: Pat
         'name: slow\nversion: "1.0.0"\ndescription: s\nhandler: "slow:f"\ncommands:\n  slow: {}\n'
     )
     (project / "functions" / "slow.py").write_text(
-        "import asyncio\n\nasync def f(event, ctx):\n    await asyncio.sleep(1)\n    return 'finished'\n"
+        "import asyncio\n\nasync def f(event, ctx):\n"
+        "    await ctx.publish('test.slow.started', {})\n"
+        "    await asyncio.sleep(1)  # still running when SIGTERM comes\n"
+        "    return 'finished'\n"
     )
     with start_server(project, "--no-console") as server:
         url = json.loads((project / ".rosey" / "runtime.json").read_text())["nats_url"]
@@ -151,11 +154,18 @@ async def test_sigterm_drains_in_flight_work_and_announces_shutdown(project: Pat
         async def on_shutdown(msg: object) -> None:
             shutdown.append(json.loads(msg.data))  # type: ignore[attr-defined]
 
+        started = asyncio.Event()
+
+        async def on_started(msg: object) -> None:
+            started.set()
+
         await bus.nc.subscribe("platform.shutdown", cb=on_shutdown)
+        await bus.nc.subscribe("test.slow.started", cb=on_started)
         await bus.flush()
         payload = {"command": "slow", "args": [], "user": "u", "rank": 0}
         pending = asyncio.create_task(bus.request("plugin.slow.command", payload, 20))
-        await asyncio.sleep(0.3)  # the command is in the handler
+        async with asyncio.timeout(10):
+            await started.wait()  # the command is in the handler
         server.send_signal(signal.SIGTERM)
         reply = await pending
         assert reply == {"success": True, "data": {"replies": ["finished"]}}
