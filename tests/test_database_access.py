@@ -98,11 +98,12 @@ def manifest(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 @pytest.fixture
-async def spy(bus: Bus) -> Subscription:
+async def spy(bus: Bus) -> AsyncIterator[Subscription]:
     """Every database.* message on the server, from any client."""
     subscription = await bus.nc.subscribe("database.>")
     await bus.flush()
-    return subscription
+    yield subscription
+    await subscription.unsubscribe()
 
 
 async def quiet(bus: Bus, spy: Subscription) -> int:

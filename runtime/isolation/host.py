@@ -276,7 +276,6 @@ class Isolated:
         try:
             name = str(message["logger"]) or f"rosey.fn.{self.function.name}"
             level = int(message["level"])
-            created = float(message["created"])
             fields = {
                 key: str(message[key])
                 for key in ("function", "version", "id", "exception", "stack")
@@ -288,6 +287,7 @@ class Isolated:
         logger = logging.getLogger(name)
         if not logger.isEnabledFor(level):
             return
+        # Stamped with the runtime's clock: it arrived just now, and a worker cannot misdate it.
         record = logging.makeLogRecord(
             {
                 "name": name,
@@ -295,8 +295,6 @@ class Isolated:
                 "levelname": logging.getLevelName(level),
                 "msg": text,
                 "args": None,
-                "created": created,
-                "msecs": (created - int(created)) * 1000,
                 "process": pid,
                 "processName": f"worker-{self.function.name}",
                 "exc_text": fields.pop("exception", None),

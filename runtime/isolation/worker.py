@@ -111,7 +111,6 @@ class Forward(logging.Handler):
             "logger": record.name,
             "level": record.levelno,
             "message": text[:LOG_CHARS],
-            "created": record.created,
         }
         for key in LOG_FIELDS:
             value = getattr(record, key, None)
