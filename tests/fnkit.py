@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from runtime.database.store import Page
+from tests.clitools import ROOT
 
 
 class FakeDb:
@@ -118,3 +119,13 @@ def ev(
         raw_message=raw,
         text=" ".join(args),
     )
+
+
+def library(*names: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The repository's manifests of `names` and all function files."""
+    manifests = {n: (ROOT / "manifests" / f"{n}.yaml").read_text() for n in names}
+    code = {
+        str(p.relative_to(ROOT / "functions")): p.read_text()
+        for p in (ROOT / "functions").rglob("*.py")
+    }
+    return manifests, code

@@ -124,7 +124,7 @@ async def test_gather_unsubscribes_when_cancelled(bus: Bus, peer: Bus) -> None:
 async def test_gather_checks_the_payload_against_the_contract(bus: Bus) -> None:
     before = len(bus.nc._subs)
     with pytest.raises(ContractError) as info:
-        await bus.gather(ENABLE, {"name": "dice"})  # no token
+        await bus.gather(ENABLE, {"name": "dice"})  # not signed
     assert "token" in str(info.value)
     assert len(bus.nc._subs) == before
 

@@ -8,6 +8,7 @@ from runtime.config.settings import Settings
 from runtime.core.runtime import Runtime
 from runtime.errors import LoadError, RegistryError
 from runtime.wire.bus import Bus
+from tests.clitools import ROOT
 from tests.conftest import Chat, MakeRuntime, wait_for, write_project
 
 ONE = {
@@ -85,7 +86,7 @@ async def test_command_clash_between_manifests(tmp_path: Path, nats_url: str) ->
 
 
 async def test_end_to_end_dice_from_the_repository(nats_url: str, chat: Chat) -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     settings = Settings(
         manifests_dir=root / "manifests", functions_dir=root / "functions", heartbeat_interval=0
     )

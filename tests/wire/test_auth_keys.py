@@ -32,7 +32,7 @@ from runtime.wire.bus import Bus
 from tests.clitools import rosey
 from tests.conftest import write_project
 from tests.opskit import CALC, CALC_CODE
-from tests.test_auth import AuthNats, serve
+from tests.wire.test_auth import AuthNats, serve
 
 # Keys
 

@@ -1,12 +1,10 @@
 import json
-from pathlib import Path
 
 import pytest
 
 from runtime.errors import ContractError
 from runtime.wire import contract
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.clitools import ROOT
 
 
 def test_docs_are_generated_from_the_schemas() -> None:

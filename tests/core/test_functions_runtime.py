@@ -19,8 +19,8 @@ from runtime.database.client import DatabaseClient
 from runtime.database.service import DatabaseService
 from runtime.database.store import Store
 from runtime.wire.bus import Bus
-from tests.clitools import ROOT
 from tests.conftest import Chat, MakeRuntime
+from tests.fnkit import library
 
 UTC = ZoneInfo("UTC")
 
@@ -208,16 +208,6 @@ async def database(bus: Bus, redis_url: str) -> AsyncIterator[DatabaseService]:
     yield service
     await service.stop()
     await store.close()
-
-
-def library(*names: str) -> tuple[dict[str, str], dict[str, str]]:
-    """The repository's manifests of `names` and all function files."""
-    manifests = {n: (ROOT / "manifests" / f"{n}.yaml").read_text() for n in names}
-    code = {
-        str(p.relative_to(ROOT / "functions")): p.read_text()
-        for p in (ROOT / "functions").rglob("*.py")
-    }
-    return manifests, code
 
 
 async def test_trivia_reads_plain_chat_while_a_question_is_open(

@@ -29,9 +29,10 @@ from runtime.errors import ConfigError, DeployError
 from runtime.legacy import plugin as legacy
 from runtime.legacy.host import LegacyPlugins
 from runtime.wire.bus import Bus
+from tests.clitools import ROOT
 from tests.conftest import Chat, MakeRuntime, wait_for
 
-PLUGINS = Path(__file__).parent / "legacy_plugins"
+PLUGINS = ROOT / "tests" / "legacy_plugins"
 TOKEN = "s3cret"
 
 Serve = Callable[..., Awaitable[tuple[Runtime, LegacyPlugins]]]

@@ -23,7 +23,7 @@ from runtime.errors import ContractError
 from runtime.wire import contract
 from runtime.wire.bus import Bus
 from tests.conftest import Chat, MakeRuntime
-from tests.test_functions_runtime import library
+from tests.fnkit import library
 
 
 @pytest.fixture
