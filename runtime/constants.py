@@ -10,10 +10,49 @@ PM = "cytube.pm"
 USER_JOIN = "cytube.user.join"
 USER_LEAVE = "cytube.user.leave"
 MEDIA_CHANGE = "cytube.media.change"
+MEDIA_QUEUE = "cytube.media.queue"
+MEDIA_DELETE = "cytube.media.delete"
+MEDIA_MOVE = "cytube.media.move"
+POLL_OPEN = "cytube.poll.open"
+POLL_UPDATE = "cytube.poll.update"
+POLL_CLOSE = "cytube.poll.close"
+USER_RANK = "cytube.user.rank"
+USER_AFK = "cytube.user.afk"
+VOTESKIP = "cytube.voteskip"
 
 # Outbound to the CyTube connector.
 SEND_CHAT = "cytube.send.chat"
 SEND_PM = "cytube.send.pm"
+# Channel actions (issue 18): each a request answered {success, error?, error_code?, data?}, or a
+# plain publish. `ACTIONS` names the manifest `actions` entry a function needs for each.
+SEND_EMOTE = "cytube.send.emote"
+PLAYLIST_ADD = "cytube.send.playlist.add"
+PLAYLIST_REMOVE = "cytube.send.playlist.remove"
+PLAYLIST_MOVE = "cytube.send.playlist.move"
+PLAYLIST_JUMP = "cytube.send.playlist.jump"
+PLAYLIST_NEXT = "cytube.send.playlist.next"
+PLAYLIST_SHUFFLE = "cytube.send.playlist.shuffle"
+PLAYLIST_CLEAR = "cytube.send.playlist.clear"
+PLAYLIST_SETTEMP = "cytube.send.playlist.settemp"
+SEND_VOTESKIP = "cytube.send.voteskip"
+POLL_OPEN_SEND = "cytube.send.poll.open"
+POLL_CLOSE_SEND = "cytube.send.poll.close"
+SEND_MOD = "cytube.send.mod"
+CHANNEL_STATE = "cytube.state"  # request: the connector's view of the channel
+ACTIONS = {
+    PLAYLIST_ADD: "playlist",
+    PLAYLIST_REMOVE: "playlist",
+    PLAYLIST_MOVE: "playlist",
+    PLAYLIST_JUMP: "playlist",
+    PLAYLIST_NEXT: "playlist",
+    PLAYLIST_SHUFFLE: "playlist",
+    PLAYLIST_CLEAR: "playlist",
+    PLAYLIST_SETTEMP: "playlist",
+    SEND_VOTESKIP: "playlist",
+    POLL_OPEN_SEND: "poll",
+    POLL_CLOSE_SEND: "poll",
+    SEND_MOD: "moderate",
+}
 
 # Platform lifecycle.
 PLATFORM_STARTUP = "platform.startup"
