@@ -7,6 +7,7 @@ import inspect
 import json
 import shutil
 import textwrap
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from nats.aio.subscription import Subscription
 from rosey.testing import mock_event_bus  # noqa: F401 - the plugin guide's tests import it from here
 from runtime.config.settings import Settings
 from runtime.core.runtime import Runtime, Wiring
+from runtime.database.service import DatabaseService
+from runtime.database.store import Store
 from runtime.host.servers import EmbeddedNats, EmbeddedRedis
 from runtime.isolation.host import isolator
 from runtime.wire.bus import Bus
@@ -83,6 +86,17 @@ async def bus(nats_url: str) -> AsyncIterator[Bus]:
     client = await Bus.connect(nats_url, name="test-client")
     yield client
     await client.close()
+
+
+@pytest.fixture
+async def database(bus: Bus, redis_url: str) -> AsyncIterator[DatabaseService]:
+    """A database service of the test's own (on the session's Redis, under a fresh prefix)."""
+    store = await Store.connect(redis_url, prefix=f"test:{uuid.uuid4().hex}:")
+    service = DatabaseService(bus, store)
+    await service.start()
+    yield service
+    await service.stop()
+    await store.close()
 
 
 # Runtimes and chat, for tests that go through NATS end to end.

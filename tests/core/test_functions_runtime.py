@@ -17,7 +17,6 @@ from runtime.core.cooldowns import SharedCooldowns
 from runtime.core.schedule import Scheduler
 from runtime.database.client import DatabaseClient
 from runtime.database.service import DatabaseService
-from runtime.database.store import Store
 from runtime.wire.bus import Bus
 from tests.conftest import Chat, MakeRuntime
 from tests.fnkit import library
@@ -198,16 +197,6 @@ def _yaml(text: str) -> Any:
 
 
 # Listening (trivia through NATS and the database) and stats
-
-
-@pytest.fixture
-async def database(bus: Bus, redis_url: str) -> AsyncIterator[DatabaseService]:
-    store = await Store.connect(redis_url, prefix=f"rosey:test{uuid.uuid4().hex[:8]}:")
-    service = DatabaseService(bus, store)
-    await service.start()
-    yield service
-    await service.stop()
-    await store.close()
 
 
 async def test_trivia_reads_plain_chat_while_a_question_is_open(

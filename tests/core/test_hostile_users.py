@@ -10,30 +10,17 @@ towards quarantine.
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
 from runtime.core.runtime import Runtime
 from runtime.database.client import DatabaseClient
 from runtime.database.service import DatabaseService
-from runtime.database.store import Store
 from runtime.errors import ContractError
 from runtime.wire import contract
 from runtime.wire.bus import Bus
 from tests.conftest import Chat, MakeRuntime
 from tests.fnkit import library
-
-
-@pytest.fixture
-async def database(bus: Bus, redis_url: str) -> AsyncIterator[DatabaseService]:
-    store = await Store.connect(redis_url, prefix=f"rosey:test{uuid.uuid4().hex[:8]}:")
-    service = DatabaseService(bus, store)
-    await service.start()
-    yield service
-    await service.stop()
-    await store.close()
 
 
 async def ask(chat: Chat, text: str) -> str:

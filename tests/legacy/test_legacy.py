@@ -21,7 +21,6 @@ from runtime.config.settings import PluginsSettings
 from runtime.core import bundle
 from runtime.core.runtime import Runtime
 from runtime.database.service import DatabaseService
-from runtime.database.store import Store
 from runtime.deploy import collect
 from runtime.deploy.service import DeployService
 from runtime.deploy.versions import Versions
@@ -61,16 +60,6 @@ async def serve(make_runtime: MakeRuntime) -> AsyncIterator[Serve]:
     yield start
     for host in hosts:
         await host.stop()
-
-
-@pytest.fixture
-async def database(bus: Bus, redis_url: str) -> AsyncIterator[DatabaseService]:
-    store = await Store.connect(redis_url, prefix=f"test:{uuid.uuid4().hex}:")
-    service = DatabaseService(bus, store)
-    await service.start()
-    yield service
-    await service.stop()
-    await store.close()
 
 
 async def ask(chat: Chat, text: str, rank: float = 0) -> str:
