@@ -1,5 +1,5 @@
 """Rosey's kit for function and plugin authors; `rosey.testing` is its pytest plugin."""
 
-from runtime.errors import InvalidInput
+from runtime.errors import ChannelError, InvalidInput
 
-__all__ = ["InvalidInput"]
+__all__ = ["ChannelError", "InvalidInput"]

@@ -205,3 +205,28 @@ class InvalidInput(RoseyError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class ChannelError(RoseyError):
+    """A ctx.channel action or read failed: `code` is the connector's error_code (PERMISSION_DENIED,
+    INVALID_INPUT, TIMEOUT, NATS_ERROR) and the message its words, as an author would show them."""
+
+    def __init__(self, code: ErrorCode | str, message: str) -> None:
+        try:
+            self.code = ErrorCode(code)
+        except ValueError:
+            self.code = ErrorCode.PLUGIN_ERROR
+        super().__init__(message)
+
+
+class ChannelDenied(ChannelError):
+    """A function used a ctx.channel action its manifest does not declare (`actions:`); nothing
+    was sent."""
+
+    def __init__(self, function: str, action: str, what: str) -> None:
+        self.function, self.action = function, action
+        super().__init__(
+            ErrorCode.PERMISSION_DENIED,
+            f"function {function!r} may not {what}: its manifest does not declare "
+            f"actions: [{action}]",
+        )

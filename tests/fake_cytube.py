@@ -1,18 +1,53 @@
 """A fake CyTube 3.86 server: python-socketio's AsyncServer on aiohttp, behaving as
-/work/shared/cytube-protocol.md describes (join sequence with history replay, echo of the
-sender's own chat, HTML-formatted `msg`, the 320-unit cut, the 20/10 chat throttle answering
-`cooldown`, `kick` before disconnect, duplicate-login kick, the per-IP connection bucket).
+/work/shared/cytube-protocol.md and CyTube's source (calzoneman/sync 3.0) describe: the join
+sequence with history replay, echo of the sender's own chat, HTML-formatted `msg`, the 320-unit
+cut, the 20/10 chat throttle answering `cooldown`, `kick` before disconnect, duplicate-login kick,
+the per-IP connection bucket; and the channel: permissions, playlist, polls, voteskip, moderation.
+The modules: fake_playlist.py, fake_poll.py (polls, voteskip), fake_moderation.py (chat commands,
+AFK/mute, settings), fake_channel_rules.py (defaults, media stand-ins), fake_channel_base.py.
 
-Users other than the bot are virtual: the test makes them join, chat and leave.
+Test-facing API (`fake` is a started FakeCytube, e.g. the `fake`/`make_fake` fixtures):
+* Set up: `FakeCytube(channel, accounts, ranks={"rosey": 2}, permissions={"playlistadd": 2},
+  options={"voteskip_ratio": 1}, history=[(user, text)])`. `ranks` are the accounts' channel
+  ranks: the bot logs in at rank 1 and gets its channel rank after (`rank 1`, `login`, `addUser`,
+  `rank 2`, `userlist` again when it reaches 2, `setUserRank 2`). While running:
+  `await fake.set_permissions(playlistadd=3)`, `await fake.set_options(maxlength=60)`,
+  `await fake.set_rank("rosey", 1)` (a socket user also gets `rank`). `fake.permissions`,
+  `fake.options` are the current dicts (defaults: DEFAULT_PERMISSIONS/DEFAULT_OPTIONS).
+* Virtual users: `await fake.join("alice", rank=0, ip=None, afk=False)` (an own IP each unless
+  given; registered = rank >= 1, which broadcasts `setUserRank`), `leave`, `say(name, text)` (chat
+  commands included: `/kick`, `/mute`, `/poll a,b,c`...), `pm`, `set_afk(name, True)`,
+  `await fake.act(name, event, data)`: the user emits any socket event (`queue`, `delete`,
+  `jumpTo`, `vote`, `voteskip`, `newPoll`, ...), handled exactly as a socket's; shortcuts
+  `vote(name, option)`, `voteskip(name)`, `open_poll(name, title, options, obscured=, timeout=)`.
+  Votes count per IP: `join("bob", ip=fake.member("alice").ip)` shares alice's vote.
+* Playlist: `await fake.add("yt", "abc", title=, seconds=, by=, temp=)` seeds an item (no
+  checks); `fake.playlist()` the packed items in order, `fake.current` (an Item: uid, type, id,
+  title, seconds, temp, queueby), `fake.current_time`, `fake.paused`, `fake.find(uid)`,
+  `fake.media_info[("yt", "abc")] = ("Title", 300)` or `= "error text"` (queueFail) for a lookup.
+  Time is test-driven: `await fake.tick(seconds)` runs the lead loop (mediaUpdate every 5 s, the
+  next item 2 s after the end); `await fake.media_update()` sends one now. `fake.rng` shuffles.
+* Polls: `fake.poll` (a Poll: title, options, votes by IP, counts()) or None;
+  `await fake.expire_poll()` fires a poll's timeout now.
+* Moderation state: `fake.kicked` [(name, reason)], `fake.muted`, `fake.smuted`, `fake.banned`.
+* A raw socket client: `make_client(fake, "alice", "pw", ip=...)` (tests/cytube_helpers.py
+  RawClient: `.emit`, `.call`, `.of(event)`, `.until(check)`, `.sync()` barrier).
+* What was sent: `fake.emitted("queue")` every payload of an event, `fake.events`
+  [(event, data, to-sid or None for the room)]; `fake.chat`, `fake.pms`, `fake.said(user)`;
+  `await fake.until(lambda: ...)` waits for a condition.
+
+Media lookups: `tw` ("Twitch.tv - <name>"), `hl` (https only, "Livestream"), `rt`, `li` behave as
+CyTube's (no network). The fake has no internet, so every other type gets a deterministic
+stand-in: title "<type>:<id>", 120 s (unless `media_info` says otherwise); `cu` keeps its id and is
+titled "Custom Media" (CyTube parses the embed); `cu`/`fi` take the client's `title`.
+Not modelled: leader playback beyond setLeader/mediaUpdate, IP bans, the playlist lock, the channel
+library, chat filters editing, `/sp` `/say` (swallowed), anonymous socket userlist counts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import socketio
@@ -20,58 +55,18 @@ from aiohttp import web
 
 from tests.cytube_rules import (
     CHANNEL,
-    COMMANDS,
-    MIN_ANTIFLOOD,
     NAME,
     IpBucket,
-    RateLimiter,
-    cut,
     format_message,
-    now_ms,
 )
+from tests.fake_channel_base import Handler
+from tests.fake_channel_rules import DEFAULT_OPTIONS, DEFAULT_PERMISSIONS, Member, Sock, atomic
+from tests.fake_chat import ChatModule
+
+__all__ = ["FakeCytube", "Member", "Sock", "atomic"]
 
 
-def atomic(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-    """Node runs each handler to its end before the next; a lock keeps these from interleaving,
-    so that, for one, nothing gets between the frames of the join sequence."""
-
-    @functools.wraps(method)
-    async def run(self: FakeCytube, *args: Any) -> None:
-        async with self._lock:
-            await method(self, *args)
-
-    return run
-
-
-@dataclass
-class Sock:
-    sid: str
-    ip: str
-    joined: bool = False
-    entered: bool = False  # the join sequence was sent (after the channel password, if any)
-    name: str = ""
-    rank: float = -1
-    guest: bool = False
-    limiter: RateLimiter = field(default_factory=RateLimiter)
-
-
-@dataclass
-class Member:
-    name: str
-    rank: float
-    sid: str | None = None  # None: a virtual user driven by the test
-    limiter: RateLimiter = field(default_factory=RateLimiter)
-
-    def entry(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "rank": self.rank,
-            "profile": {"image": "", "text": ""},
-            "meta": {"afk": False, "muted": False},
-        }
-
-
-class FakeCytube:
+class FakeCytube(ChatModule):
     def __init__(
         self,
         channel: str = "test",
@@ -81,13 +76,16 @@ class FakeCytube:
         history: list[tuple[str, str]] | None = None,
         channel_password: str = "",
         max_length: int = 320,
+        permissions: dict[str, float] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> None:
         self.channel = channel.lower()
         self.accounts = {k.lower(): (k, v) for k, v in (accounts or {}).items()}
         self.ranks = {k.lower(): v for k, v in (ranks or {}).items()}
         self.channel_password = channel_password
         self.max_length = max_length
-        self.permissions = {"chat": 0.0, "playlistadd": 1.5, "kick": 1.5, "ban": 2.0}
+        self.permissions = {**DEFAULT_PERMISSIONS, **(permissions or {})}
+        self.options = {**DEFAULT_OPTIONS, **(options or {})}
         self.buffer: list[dict[str, Any]] = []  # the chat replay buffer survives restarts
         for user, text in history or []:
             self._remember({"username": user, "msg": format_message(text), "meta": {}, "time": 1})
@@ -97,6 +95,12 @@ class FakeCytube:
         self.pms: list[dict[str, Any]] = []
         self.logins: list[str] = []
         self.cooldowns = 0
+        self.events: list[tuple[str, Any, str | None]] = []
+        self.kicked: list[tuple[str, str | None]] = []
+        self._virtual = 0  # virtual users get IPs 10.18.0.1, 10.18.0.2, ...
+        self._init_playlist()
+        self._init_poll()
+        self._init_moderation()
         self.connects = 0
         self.port = 0
         self._sockets: dict[str, Sock] = {}
@@ -119,6 +123,8 @@ class FakeCytube:
         for event in ("connect", "disconnect", "joinChannel", "login", "chatMsg", "pm"):
             self.sio.on(event, getattr(self, f"_on_{event.lower()}"))
         self.sio.on("channelPassword", self._on_channel_password)
+        for event, handler in self._handlers().items():
+            self.sio.on(event, self._bind(event, handler))
         app = web.Application()
         self.sio.attach(app)
         app.router.add_get("/socketconfig/{name}.json", self._socketconfig)
@@ -148,9 +154,6 @@ class FakeCytube:
 
     # Waiting for things to happen.
 
-    def _touch(self) -> None:
-        self._changed.set()
-
     async def until(self, check: Callable[[], Any], timeout: float = 10.0) -> Any:
         async with asyncio.timeout(timeout):
             while not (result := check()):
@@ -172,21 +175,40 @@ class FakeCytube:
 
     # Driving the virtual users.
 
+    def _handlers(self) -> dict[str, Handler]:
+        return {
+            **self._playlist_handlers(),
+            **self._poll_handlers(),
+            **self._moderation_handlers(),
+        }
+
     @atomic
-    async def join(self, name: str, rank: float = 0) -> None:
-        member = Member(name, rank)
-        self.members[name.lower()] = member
-        await self._emit("addUser", member.entry())
+    async def join(
+        self, name: str, rank: float = 0, *, ip: str | None = None, afk: bool = False
+    ) -> None:
+        key = name.lower()
+        self._virtual += 1
+        member = Member(
+            name, rank, None, ip or f"10.18.{self._virtual // 250}.{self._virtual % 250}"
+        )
+        member.afk, member.muted, member.smuted = afk, key in self.muted, key in self.smuted
+        self.members[key] = member
+        await self._to("addUser", member.entry)
+        if rank >= 1:
+            await self._emit("setUserRank", {"name": name, "rank": rank})
+        await self._skip_update()
 
     @atomic
     async def leave(self, name: str) -> None:
-        if self.members.pop(name.lower(), None) is not None:
-            await self._emit("userLeave", {"name": name})
+        member = self.members.pop(name.lower(), None)
+        if member is not None:
+            await self._emit("userLeave", {"name": member.name})
+            await self._parted(member)
 
     @atomic
     async def say(self, name: str, text: str) -> None:
         member = self.members[name.lower()]
-        await self._chat(member.name, member.rank, member.limiter, None, text)
+        await self._chat(member, text)
 
     @atomic
     async def pm(self, name: str, to: str, text: str) -> None:
@@ -196,21 +218,23 @@ class FakeCytube:
     @atomic
     async def set_rank(self, name: str, rank: float) -> None:
         member = self.members[name.lower()]
-        member.rank = rank
+        old, member.rank = member.rank, rank
+        sock = self._sockets.get(member.sid) if member.sid else None
+        if sock is not None:
+            sock.rank = rank
+            await self._emit("rank", rank, sock.sid)
+            if (old >= 2) != (rank >= 2):
+                await self._emit(
+                    "userlist", [m.entry(rank) for m in self.members.values()], sock.sid
+                )
         await self._emit("setUserRank", {"name": member.name, "rank": rank})
 
     async def kick(self, name: str, reason: str | None = None) -> None:
+        """The server kicks the socket user `name` (e.g. "Channel reloading")."""
         member = self.members.get(name.lower())
         if member is None or member.sid is None:
             return
-        assert self.sio is not None
-        await self.sio.emit("kick", {} if reason is None else {"reason": reason}, to=member.sid)
-        await self.sio.disconnect(member.sid)
-
-    async def _emit(self, event: str, data: Any = None, to: str | None = None) -> None:
-        if self.sio is not None:
-            await self.sio.emit(event, data, to=to, room=None if to else self.channel)
-        self._touch()
+        await self.kick_sid(member.sid, reason)
 
     # HTTP.
 
@@ -248,6 +272,7 @@ class FakeCytube:
         if member is not None and member.sid == sid:
             del self.members[sock.name.lower()]
             await self._emit("userLeave", {"name": sock.name})
+            await self._parted(member)
         self._touch()
 
     @atomic
@@ -282,32 +307,30 @@ class FakeCytube:
         await self._emit("cancelNeedPassword", None, sid)
         await self._send_channel(sock)
 
-    async def kick_sid(self, sid: str, reason: str) -> None:
-        assert self.sio is not None
-        await self.sio.emit("kick", {"reason": reason}, to=sid)
-        await self.sio.disconnect(sid)
-
     async def _send_channel(self, sock: Sock) -> None:
         sid = sock.sid
-        for event, data in (
-            ("setPermissions", self.permissions),
+        first: tuple[tuple[str, Any], ...] = (
+            ("setPermissions", dict(self.permissions)),
             ("setPlaylistLocked", True),
             ("emoteList", []),
-        ):
+        )
+        for event, data in first:
             await self._emit(event, data, sid)
         for message in self.buffer:
             await self._emit("chatMsg", message, sid)
-        for event, data in (
+        then: tuple[tuple[str, Any], ...] = (
             ("drinkCount", 0),
             ("channelCSSJS", {"css": "", "js": ""}),
             ("setMotd", ""),
-            ("channelOpts", {"chat_antiflood": False}),
-            ("setPlaylistMeta", {"count": 0, "rawTime": 0, "time": "00:00"}),
-            ("playlist", []),
-            ("userlist", [m.entry() for m in self.members.values()]),
-            ("usercount", len(self._sockets)),
-        ):
+            ("channelOpts", dict(self.options)),
+        )
+        for event, data in then:
             await self._emit(event, data, sid)
+        await self._send_playlist(sid, sock.rank)
+        await self._send_media(sid)
+        await self._send_poll(sid, sock.rank)
+        await self._emit("userlist", [m.entry(sock.rank) for m in self.members.values()], sid)
+        await self._emit("usercount", len(self._sockets), sid)
         sock.entered = True
         if sock.name:
             await self._accept(sock)
@@ -359,17 +382,26 @@ class FakeCytube:
             del self.members[key]
             await self.kick_sid(old_sid, "Duplicate login")
             await self._emit("userLeave", {"name": sock.name})
-        rank = max(sock.rank, self.ranks.get(key, sock.rank))
-        if rank != sock.rank:
-            sock.rank = rank
-            await self._emit("rank", rank, sock.sid)
-        member = Member(sock.name, rank, sock.sid)
+        if key in self.banned:
+            await self.kick_sid(sock.sid, "You are banned from this channel.")
+            return
+        member = Member(sock.name, sock.rank, sock.sid, sock.ip)
+        member.limiter, member.queue_limiter = sock.limiter, sock.queue_limiter
+        member.muted, member.smuted = key in self.muted, key in self.smuted
         self.members[key] = member
-        await self._emit("addUser", member.entry())
+        await self._to("addUser", member.entry)
+        rank = max(sock.rank, self.ranks.get(key, sock.rank))  # the channel rank, loaded later
+        if rank != sock.rank:
+            was, sock.rank, member.rank = sock.rank, rank, rank
+            await self._emit("rank", rank, sock.sid)
+            if was < 2 <= rank:
+                await self._emit(
+                    "userlist", [m.entry(rank) for m in self.members.values()], sock.sid
+                )
         if not sock.guest:
             await self._emit("setUserRank", {"name": sock.name, "rank": rank})
-        await self._emit("setPlaylistMeta", {"count": 0, "rawTime": 0, "time": "00:00"}, sock.sid)
-        await self._emit("playlist", [], sock.sid)
+        await self._send_playlist(sock.sid, rank)
+        await self._skip_update()
 
     @atomic
     async def _on_chatmsg(self, sid: str, data: Any) -> None:
@@ -379,40 +411,7 @@ class FakeCytube:
             return
         if not sock.joined or not sock.name or sock.name.lower() not in self.members:
             return  # before join + login: dropped silently
-        await self._chat(sock.name, sock.rank, sock.limiter, sid, data["msg"])
-
-    async def _chat(
-        self, name: str, rank: float, limiter: RateLimiter, sid: str | None, text: str
-    ) -> None:
-        if rank < self.permissions["chat"]:
-            return
-        text = re.sub(r"[\x00-\x1f]+", " ", cut(text, self.max_length))
-        if not text.strip():
-            return
-        if limiter.throttle(*MIN_ANTIFLOOD):
-            self.cooldowns += 1
-            if sid is not None:
-                await self._emit("cooldown", 1000 / MIN_ANTIFLOOD[1], sid)
-            return
-        meta: dict[str, Any] = {}
-        if text.startswith(">"):
-            meta["addClass"] = "greentext"
-        if text.startswith("/"):
-            command = text[1:].split(" ", 1)[0]
-            if command == "me":
-                meta.update(addClass="action", action=True)
-                text = text.split(" ", 1)[1] if " " in text else ""
-                if not text.strip():
-                    return
-            elif command in COMMANDS:
-                return  # a command the user may not use is swallowed
-        message = {"username": name, "msg": format_message(text), "meta": meta, "time": now_ms()}
-        self._remember(message)
-        self.chat.append(message)
-        await self._emit("chatMsg", message)
-
-    def _remember(self, message: dict[str, Any]) -> None:
-        self.buffer = [*self.buffer, message][-15:]
+        await self._chat(self.members[sock.name.lower()], data["msg"])
 
     @atomic
     async def _on_pm(self, sid: str, data: Any) -> None:
@@ -423,41 +422,3 @@ class FakeCytube:
             await self._emit("errorMsg", {"msg": "You must be signed in to send PMs"}, sid)
             return
         await self._pm(sock.name, sock.limiter, sid, str(data.get("to", "")), str(data["msg"]))
-
-    async def _pm(
-        self, name: str, limiter: RateLimiter, sid: str | None, to: str, text: str
-    ) -> None:
-        to = to.lower()
-        problem = ""
-        if to == name.lower():
-            problem = "You can't PM yourself!"
-        elif not NAME.match(to):
-            problem = f"PM failed: {to} isn't a valid username."
-        elif limiter.throttle(*MIN_ANTIFLOOD):
-            self.cooldowns += 1
-            if sid is not None:
-                await self._emit("cooldown", 1000 / MIN_ANTIFLOOD[1], sid)
-            return
-        elif to not in self.members:
-            problem = f"PM failed: {to} isn't connected to this channel."
-        if problem:
-            if sid is not None:
-                await self._emit("errorMsg", {"msg": problem}, sid)
-            return
-        text = cut(text, self.max_length)
-        target = self.members[to]
-        meta = {"addClass": "greentext"} if text.startswith(">") else {}
-        message = {
-            "username": name,
-            "msg": format_message(text),
-            "meta": meta,
-            "time": now_ms(),
-            "to": target.name,
-        }
-        if target.sid is not None:
-            await self._emit("pm", message, target.sid)
-        else:
-            self.pms.append(message)
-        if sid is not None:
-            await self._emit("pm", message, sid)
-        self._touch()

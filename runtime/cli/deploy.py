@@ -75,9 +75,13 @@ def plan(bundles: list[Bundle], current: dict[str, dict[str, Any]]) -> list[dict
             "collections_added": sorted(
                 set(f.collections) - set(now["collections"] if now else [])
             ),
+            # Channel actions (playlist, poll, moderate) are privileges like collections.
+            "actions_added": sorted(
+                set(f.actions) - set((now.get("actions") or []) if now else [])
+            ),
         }
         lowered = [c for c, (old, new) in row["rank_changes"].items() if new < old]
-        row["needs_yes"] = bool(lowered or row["collections_added"])
+        row["needs_yes"] = bool(lowered or row["collections_added"] or row["actions_added"])
         rows.append(row)
     return rows
 
@@ -92,6 +96,8 @@ def _describe(row: dict[str, Any]) -> str:
         parts.append(f"!{c} rank {old:g} → {new:g}")
     if row["collections_added"]:
         parts.append("grants collections " + ", ".join(row["collections_added"]))
+    if row["actions_added"]:
+        parts.append("grants channel actions " + ", ".join(row["actions_added"]))
     return "; ".join(parts)
 
 
@@ -130,7 +136,11 @@ def _report(name: str, reply: dict[str, Any]) -> str:
 @json_option
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--plan", "plan_only", is_flag=True, help="Show what would change; change nothing.")
-@click.option("--yes", is_flag=True, help="Allow lowering a rank or granting collections.")
+@click.option(
+    "--yes",
+    is_flag=True,
+    help="Allow lowering a rank or granting collections or channel actions.",
+)
 @click.option("--force", is_flag=True, help="Deploy even when unchanged.")
 def deploy(
     config_path: Path | None,
@@ -182,7 +192,7 @@ async def _deploy(
                 "deploy",
                 "",
                 f"{', '.join(risky)} lowers a rank or grants "
-                "collections; look at the plan above and add --yes",
+                "collections or channel actions; look at the plan above and add --yes",
             )
         token = _token(settings)
         results = []

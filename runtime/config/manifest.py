@@ -83,6 +83,8 @@ class Function:
     timeout: float = DEFAULT_TIMEOUT
     concurrency: int = DEFAULT_CONCURRENCY
     collections: tuple[str, ...] = ()
+    # Channel action families ctx.channel may use: playlist, poll, moderate (constants.ACTIONS).
+    actions: tuple[str, ...] = ()
     indexes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
     examples: tuple[Example, ...] = ()
@@ -216,6 +218,7 @@ def parse(data: Any, source: str = "<memory>") -> Function:
         timeout=float(data.get("timeout", DEFAULT_TIMEOUT)),
         concurrency=int(data.get("concurrency", DEFAULT_CONCURRENCY)),
         collections=tuple(data.get("collections", ())),
+        actions=tuple(data.get("actions", ())),
         indexes={c: tuple(f) for c, f in (data.get("indexes") or {}).items()},
         config=dict(data.get("config") or {}),
         examples=tuple(

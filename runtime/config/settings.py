@@ -59,6 +59,11 @@ class CytubeSettings:
     reconnect_max_delay: float = 60.0
     timeout: float = 15.0  # seconds for socketconfig, connect, join and login
     lease_ttl: float = 15.0  # seconds; the channel lease in Redis is renewed every third of it
+    # Channel actions (docs/cytube.md): seconds to wait for the event by which CyTube shows an
+    # action took effect (it refuses most in silence); adds get longer (the server may look up
+    # the media first). Keep them below the requesters' NATS timeout.
+    action_timeout: float = 4.0
+    add_timeout: float = 8.0
 
 
 @dataclass

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from runtime.config.manifest import Function
-from runtime.constants import SEND_CHAT, SEND_PM
+from runtime.constants import ACTIONS, SEND_CHAT, SEND_PM
+from runtime.core.channel import Channel
 from runtime.core.registry import Route
 from runtime.errors import StoreError, SubjectDenied
 
@@ -38,8 +39,9 @@ REFUSED: tuple[tuple[tuple[str, ...], str], ...] = (
 _INVALID = re.compile(r"(?:^|\.)(?:\*|>)?(?:\.|$)|[\s\x00-\x1f\x7f]")
 
 
-def check_subject(function: str, subject: str) -> None:
-    """Raise SubjectDenied unless a function may publish or request on `subject`."""
+def check_subject(function: str, subject: str, actions: Collection[str] = ()) -> None:
+    """Raise SubjectDenied unless a function may publish or request on `subject`; a channel
+    action's subject (constants.ACTIONS) needs that action among the manifest's `actions`."""
     if not isinstance(subject, str) or _INVALID.search(subject):
         raise SubjectDenied(function, str(subject), "not a subject to publish to")
     tokens = subject.split(".")
@@ -48,6 +50,9 @@ def check_subject(function: str, subject: str) -> None:
             p in ("*", t) for p, t in zip(prefix, tokens, strict=False)
         ):
             raise SubjectDenied(function, subject, reason)
+    action = ACTIONS.get(subject)
+    if action is not None and action not in actions:
+        raise SubjectDenied(function, subject, f"its manifest does not declare actions: [{action}]")
 
 
 @dataclass(frozen=True)
@@ -112,8 +117,11 @@ class Context:
         self.log = log or logging.getLogger(f"rosey.fn.{function.name}")
         self._publish, self._request, self._catalog = publish, request, catalog
         self._listener = listener
+        self._channel: Channel | None = None
         # Set when the command came as a NATS request: replies are returned, not sent to chat.
         self.collected: list[str] | None = None
+        # Why the function acted (ctx.explain): recorded in this invocation's activation record.
+        self.reason = ""
 
     @property
     def name(self) -> str:
@@ -126,6 +134,18 @@ class Context:
     def commands(self) -> list[Route]:
         """Every command the runtime routes (for help-like functions)."""
         return self._catalog()
+
+    @property
+    def channel(self) -> Channel:
+        """The event's CyTube channel: playlist, polls, emotes, moderation and its state."""
+        if self._channel is None:
+            self._channel = Channel(self.function, self.event.channel, self._request)
+        return self._channel
+
+    def explain(self, reason: str) -> None:
+        """Say why the function acted; kept as the `reason` of this invocation's activation
+        record (the last one given counts)."""
+        self.reason = str(reason)
 
     async def reply(self, text: str | list[str]) -> None:
         for line in lines(text):
@@ -151,13 +171,15 @@ class Context:
             await self._publish(SEND_PM, payload)
 
     async def publish(self, subject: str, data: Any) -> None:
-        """Publish on a subject of NATS, except those in REFUSED (SubjectDenied)."""
-        check_subject(self.function.name, subject)
+        """Publish on a subject of NATS, except those in REFUSED and undeclared channel
+        actions (SubjectDenied)."""
+        check_subject(self.function.name, subject, self.function.actions)
         await self._publish(subject, data)
 
     async def request(self, subject: str, data: Any, timeout: float = 5.0) -> Any:
-        """Ask on a subject of NATS and return the decoded reply, except on those in REFUSED."""
-        check_subject(self.function.name, subject)
+        """Ask on a subject of NATS and return the decoded reply, except on those in REFUSED
+        and undeclared channel actions."""
+        check_subject(self.function.name, subject, self.function.actions)
         return await self._request(subject, data, timeout)
 
     # Conversational games (runtime/listen.py): read plain chat of this channel for a while.
@@ -187,6 +209,7 @@ class SyncContext:
             ctx.log,
         )
         self.db = _Blocking(ctx.db, loop)
+        self._channel: _Blocking | None = None
 
     @property
     def name(self) -> str:
@@ -198,6 +221,20 @@ class SyncContext:
 
     def commands(self) -> list[Route]:
         return self._ctx.commands()
+
+    @property
+    def channel(self) -> Any:
+        """ctx.channel with every method blocking until the channel answered."""
+        if self._channel is None:
+            self._channel = _Blocking(self._ctx.channel, self._loop)
+        return self._channel
+
+    @property
+    def reason(self) -> str:
+        return self._ctx.reason
+
+    def explain(self, reason: str) -> None:
+        self._ctx.explain(reason)
 
     def _wait(self, awaitable: Awaitable[Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(_await(awaitable), self._loop).result()
@@ -212,11 +249,11 @@ class SyncContext:
         self._wait(self._ctx.send_pm(user, text))
 
     def publish(self, subject: str, data: Any) -> None:
-        check_subject(self.function.name, subject)
+        check_subject(self.function.name, subject, self.function.actions)
         self._wait(self._ctx.publish(subject, data))
 
     def request(self, subject: str, data: Any, timeout: float = 5.0) -> Any:
-        check_subject(self.function.name, subject)
+        check_subject(self.function.name, subject, self.function.actions)
         return self._wait(self._ctx.request(subject, data, timeout))
 
     def listen(self, seconds: float) -> float:

@@ -286,7 +286,9 @@ class Invoker:
                 await self._tell(msg, event, _invalid_line(event, f.name, e), e)
                 return
             self.stats.errors += 1
-            self._record(event, "error", time.perf_counter() - began, error=str(e))
+            self._record(
+                event, "error", time.perf_counter() - began, error=str(e), reason=ctx.reason
+            )
             self.log.error(
                 "%s (handler %s, %s) [%s]",
                 e,
@@ -299,7 +301,7 @@ class Invoker:
             await self._tell(msg, event, f"Sorry, {event.command or f.name} failed.", e)
             await self._failed(event)
             return
-        self._record(event, "ok", time.perf_counter() - began)
+        self._record(event, "ok", time.perf_counter() - began, reason=ctx.reason)
         await self._deliver(msg, event, ctx, result)
 
     async def _failed(self, event: Event) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,6 +17,7 @@ from redis.asyncio import Redis
 from runtime.config.keys import DEFAULT_NAMESPACE, Namespace
 from runtime.config.settings import CytubeSettings
 from runtime.constants import SEND_CHAT, SEND_PM
+from runtime.cytube.actions import Actions
 from runtime.cytube.events import ChannelState
 from runtime.cytube.lease import Lease, make_lease
 from runtime.cytube.sendqueue import Outgoing, Refused, SendQueue, TokenBucket, prepare
@@ -48,6 +50,8 @@ def _validate(s: CytubeSettings) -> None:
         raise ConfigError("settings", "cytube.throttle_*", "burst must be ≥ 1 and rate > 0")
     if s.message_limit < 20:
         raise ConfigError("settings", "cytube.message_limit", "must be at least 20")
+    if s.action_timeout <= 0 or s.add_timeout <= 0:
+        raise ConfigError("settings", "cytube.action_timeout", "timeouts must be > 0")
 
 
 class Connector:
@@ -78,9 +82,11 @@ class Connector:
             max_wait=settings.send_max_wait,
             retries=settings.send_retries,
         )
+        self.actions = Actions(self, bus)
         self.bindings = [
             Binding(bus, SEND_CHAT, self._on_send),
             Binding(bus, SEND_PM, self._on_send),
+            *self.actions.bindings(),
         ]
         self.state = "stopped"
         self.error: ConnectorError | None = None
@@ -266,13 +272,20 @@ class Connector:
             return Ended("stopped", False)  # stop() came during discovery: do not connect
         self._connects.take()
         session = Session(
-            self.settings, self.chan, self.queue, self._ready, self._publish, self._on_ready
+            self.settings,
+            self.chan,
+            self.queue,
+            self._ready,
+            self._publish,
+            self._on_ready,
+            self.actions.observe,
         )
         self._current = session
         try:
             return await session.run(endpoint)
         finally:
             self._current = None
+            self.actions.lost()
 
     async def _on_ready(self) -> None:
         self.logins += 1
@@ -285,13 +298,23 @@ class Connector:
     async def wait_ready(self) -> None:
         await self._ready.wait()
 
+    def connected(self) -> bool:
+        return self._ready.is_set() and self._current is not None
+
+    async def emit_event(
+        self, event: str, data: Any = None, ack: Callable[[str, Any], None] | None = None
+    ) -> None:
+        if self._current is None:
+            raise ConnectionError("not connected")
+        await self._current.emit_event(event, data, ack)
+
     def refusal(self, item: Outgoing) -> tuple[str, str] | None:
         if item.kind == "pm" and item.to is not None:
             if self.chan.is_me(item.to):
                 return "refused", "the bot cannot PM itself"
             if not self.chan.present(item.to):
                 return "not_in_channel", f"{item.to} is not in {self.channel}"
-        if item.kind == "chat" and not self.chan.may_chat():
+        if item.kind in ("chat", "command") and not self.chan.may_chat():
             need = self.chan.permissions.get("chat", 0)
             return (
                 "rank",

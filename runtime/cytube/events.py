@@ -7,24 +7,11 @@ import re
 import time
 from typing import Any
 
-from runtime.constants import CHAT, MEDIA_CHANGE, PM, USER_JOIN, USER_LEAVE
+from runtime.constants import CHAT, PM, USER_AFK, USER_JOIN, USER_LEAVE, USER_RANK
+from runtime.cytube.channel import Event, Room
 
 PSEUDO_USERS = frozenset({"[server]", "[voteskip]"})
 _TAG = re.compile(r"<[^>]*>")
-
-# Media types whose id makes a link; the others (custom embeds and such) go without `url`.
-_MEDIA_URLS = {
-    "yt": "https://youtu.be/{id}",
-    "vi": "https://vimeo.com/{id}",
-    "dm": "https://www.dailymotion.com/video/{id}",
-    "tw": "https://twitch.tv/{id}",
-    "sc": "{id}",
-    "fi": "{id}",
-    "hl": "{id}",
-    "rt": "{id}",
-}
-
-Event = tuple[str, dict[str, Any]]
 
 
 def strip_html(text: str) -> str:
@@ -53,16 +40,15 @@ class ChannelState:
         self.rank: float = -1
         self.permissions: dict[str, float] = {}
         self.users: dict[str, tuple[str, float]] = {}  # lower-case name → (name, rank)
+        self.afk: dict[str, bool] = {}  # lower-case name → AFK
         self.listed = False  # this connection has had its userlist (chat before it is history)
         self._ever_listed = False
-        self._queued_by: dict[Any, str] = {}
-        self._current: Any = None
-        self._media: tuple[str, str] | None = None
+        self.room = Room(channel, strip_html)  # playlist, media, poll, voteskip, options
 
     def new_connection(self) -> None:
         self.listed = False
         self.rank = -1
-        self._queued_by.clear()
+        self.room.new_connection()
 
     def is_me(self, name: str) -> bool:
         return bool(self.me) and name.lower() == self.me.lower()
@@ -72,6 +58,12 @@ class ChannelState:
 
     def rank_of(self, name: str) -> float:
         return self.users.get(name.lower(), (name, 0))[1]
+
+    def user_views(self) -> list[dict[str, Any]]:
+        return [
+            {"name": name, "rank": rank, "afk": self.afk.get(key, False)}
+            for key, (name, rank) in self.users.items()
+        ]
 
     def may_chat(self) -> bool:
         return self.rank >= self.permissions.get("chat", 0)
@@ -84,9 +76,11 @@ class ChannelState:
 
     def userlist(self, entries: Any) -> list[Event]:
         users: dict[str, tuple[str, float]] = {}
+        self.afk = {}
         for entry in entries if isinstance(entries, list) else []:
             if isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry["name"]:
                 users[entry["name"].lower()] = (entry["name"], server_rank(entry.get("rank")))
+                self.afk[entry["name"].lower()] = _afk(entry.get("meta"))
         events: list[Event] = []
         if self._ever_listed:
             # After a reconnect, the difference is who came and went while the bot was away.
@@ -108,6 +102,7 @@ class ChannelState:
             return []
         known = self.present(name)
         self.users[name.lower()] = (name, rank)
+        self.afk[name.lower()] = _afk(entry.get("meta"))
         if known or self.is_me(name):
             return []
         return [(USER_JOIN, self._join(name, rank))]
@@ -116,16 +111,54 @@ class ChannelState:
         name = data.get("name") if isinstance(data, dict) else None
         if not isinstance(name, str) or self.users.pop(name.lower(), None) is None:
             return []
+        self.afk.pop(name.lower(), None)
         if self.is_me(name):
             return []
         return [(USER_LEAVE, {"user": name, "channel": self.channel})]
 
-    def set_user_rank(self, data: Any) -> None:
+    def set_user_rank(self, data: Any) -> list[Event]:
+        """setUserRank: published only when the rank changed (CyTube also sends it on every
+        registered user's login). The bot's own entry is its channel rank, which arrives only
+        after login, so it updates the bot's rank as well."""
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-            return
-        key = data["name"].lower()
+            return []
+        key, rank = data["name"].lower(), server_rank(data.get("rank"))
+        if self.is_me(data["name"]) and isinstance(data.get("rank"), int | float):
+            self.rank = data["rank"]
+        if key not in self.users or self.users[key][1] == rank:
+            return []
+        name = self.users[key][0]
+        self.users[key] = (name, rank)
+        return [(USER_RANK, {"user": name, "rank": rank, "channel": self.channel})]
+
+    def set_rank(self, value: Any) -> list[Event]:
+        """The bot's own effective rank (`rank`). A moderator bot logs in at rank 1 and gets its
+        channel rank just after; that change is published for the bot like any user's."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return []
+        before, self.rank = self.rank, value
+        key = self.me.lower()
         if key in self.users:
-            self.users[key] = (self.users[key][0], server_rank(data.get("rank")))
+            self.users[key] = (self.users[key][0], server_rank(value))
+        if not self.me or before < 0 or before == value:
+            return []
+        return [(USER_RANK, {"user": self.me, "rank": server_rank(value), "channel": self.channel})]
+
+    def set_afk(self, data: Any) -> list[Event]:
+        """setAFK `{name, afk}` or setUserMeta `{name, meta: {afk}}`; published when it changed."""
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            return []
+        if "afk" in data:
+            afk = bool(data["afk"])
+        elif isinstance(data.get("meta"), dict) and "afk" in data["meta"]:
+            afk = bool(data["meta"]["afk"])
+        else:
+            return []
+        key = data["name"].lower()
+        if key not in self.users or self.afk.get(key, False) == afk:
+            return []
+        self.afk[key] = afk
+        return [(USER_AFK, {"user": self.users[key][0], "afk": afk, "channel": self.channel})]
 
     def _join(self, name: str, rank: float) -> dict[str, Any]:
         return {"user": name, "rank": rank, "channel": self.channel, "time": _now_ms()}
@@ -159,35 +192,18 @@ class ChannelState:
             payload["emote"] = True
         return (PM if private else CHAT), payload
 
-    # Media: the playlist says who queued each item; changeMedia says what plays now.
+    # Media: the room keeps the playlist; these are its entry points for the older callers.
 
     def playlist(self, items: Any) -> None:
-        self._queued_by.clear()
-        for item in items if isinstance(items, list) else []:
-            self.queue({"item": item})
-
-    def queue(self, data: Any) -> None:
-        item = data.get("item") if isinstance(data, dict) else None
-        if isinstance(item, dict) and isinstance(item.get("queueby"), str):
-            self._queued_by[item.get("uid")] = item["queueby"]
+        self.room.handle("playlist", items)
 
     def set_current(self, uid: Any) -> None:
-        self._current = uid
+        self.room.handle("setCurrent", uid)
 
     def change_media(self, data: Any) -> Event | None:
-        if not isinstance(data, dict) or not isinstance(data.get("title"), str):
-            return None
-        kind, ident = str(data.get("type", "")), str(data.get("id", ""))
-        if self._media == (kind, ident):
-            return None  # the same item again, as sent on every (re)join
-        self._media = (kind, ident)
-        payload: dict[str, Any] = {"title": data["title"], "type": kind, "channel": self.channel}
-        if kind in _MEDIA_URLS and ident:
-            payload["url"] = _MEDIA_URLS[kind].format(id=ident)
-        seconds = data.get("seconds")
-        if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds >= 0:
-            payload["duration"] = seconds
-        queued_by = self._queued_by.get(self._current)
-        if queued_by:
-            payload["queued_by"] = queued_by
-        return MEDIA_CHANGE, payload
+        events = self.room.handle("changeMedia", data)
+        return events[0] if events else None
+
+
+def _afk(meta: Any) -> bool:
+    return bool(meta.get("afk")) if isinstance(meta, dict) else False

@@ -74,7 +74,7 @@ def split_text(text: str, limit: int) -> list[str]:
 class Outgoing:
     """One chat line or PM as it goes out, with the payload it came from (for failure reports)."""
 
-    kind: str  # "chat" or "pm"
+    kind: str  # "chat", "pm", or "command" (a moderator's chat command: no echo comes back)
     text: str
     subject: str
     payload: dict[str, Any]
@@ -82,6 +82,10 @@ class Outgoing:
     parts: int = 1
     queued: float = field(default_factory=time.monotonic)
     attempts: int = 0
+    # A command's confirmation: true for the server event that shows it took effect.
+    confirm: Callable[[str, Any], bool] | None = None
+    # Told the outcome (None, "") or (code, reason) instead of a cytube.send.failed report.
+    done: Callable[[str | None, str], None] | None = None
 
     @property
     def to(self) -> str | None:
@@ -224,6 +228,14 @@ class SendQueue:
     def lost(self) -> None:
         self._resolve(("lost", None))
 
+    def observe(self, event: str, data: Any) -> None:
+        """Any server event: confirms a command in flight when it is the one it waits for."""
+        if self._inflight is None:
+            return
+        item, _ = self._inflight
+        if item.confirm is not None and item.confirm(event, data):
+            self._resolve(("ok", None), item.kind)
+
     def _resolve(self, outcome: tuple[str, Any], kind: str | None = None) -> bool:
         if self._inflight is None:
             return False
@@ -257,13 +269,16 @@ class SendQueue:
             if outcome == "ok":
                 self.items.popleft()
                 self.sent += 1
+                if item.done is not None:
+                    item.done(None, "")
             elif outcome == "rejected":
                 await self._fail(item, *detail)
             elif outcome == "timeout":
+                echo = "confirm" if item.kind == "command" else "echo"
                 await self._fail(
                     item,
                     "unconfirmed",
-                    f"the server did not echo it within {self.confirm_timeout:g}s",
+                    f"the server did not {echo} it within {self.confirm_timeout:g}s",
                 )
             else:  # cooldown, or the connection dropped before the echo: send it again
                 item.attempts += 1
@@ -293,7 +308,10 @@ class SendQueue:
     async def _fail(self, item: Outgoing, code: str, reason: str) -> None:
         self.items.popleft()
         self.failed += 1
-        await self.report(item, code, reason)
+        if item.done is not None:
+            item.done(code, reason)
+        else:
+            await self.report(item, code, reason)
 
     async def fail_all(self, code: str, reason: str) -> None:
         """Report everything still queued (the connector is stopping or lost its lease)."""

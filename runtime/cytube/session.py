@@ -15,6 +15,7 @@ import aiohttp
 import socketio
 
 from runtime.config.settings import CytubeSettings
+from runtime.cytube.channel import ROOM_EVENTS
 from runtime.cytube.events import ChannelState
 from runtime.cytube.sendqueue import Outgoing, SendQueue
 from runtime.errors import ConnectorError, LoginError
@@ -33,6 +34,7 @@ _SLOW_KICKS = ("rate limit exceeded", "too many connections")
 _PASSING_LOGIN = ("guest logins are restricted", "already in use on this channel")
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+Observe = Callable[[str, Any], None]
 Inbox = asyncio.Queue[tuple[str, tuple[Any, ...]]]
 
 
@@ -106,12 +108,15 @@ class Session:
         ready: asyncio.Event,
         publish: Publish,
         on_ready: Callable[[], Awaitable[None]],
+        observe: Observe | None = None,
     ) -> None:
         self.settings, self.chan, self.queue, self.ready = settings, chan, queue, ready
         self.channel = settings.channel
         self.publish, self.on_ready = publish, on_ready
+        self.observe = observe  # sees every event after the state took it (action confirmations)
         self.inbox: Inbox = asyncio.Queue()
         self.refused: list[str] = []
+        self._hanging_up: asyncio.Task[None] | None = None
         # Handlers only queue events: one loop handles them in the order the server sent them.
         self.sio = socketio.AsyncClient(reconnection=False, handle_sigint=False)
         self.sio.on("*", lambda event, *args: self.inbox.put_nowait((event, args)))
@@ -144,14 +149,36 @@ class Session:
         finally:
             self.ready.clear()
             self.queue.lost()
-            with contextlib.suppress(Exception):
-                await self.sio.disconnect()
+            await self._hang_up()
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.sio.disconnect()
+        await self._hang_up()
         # Ends the session even if the client reports no disconnect of its own.
         self.inbox.put_nowait(("disconnect", ()))
+
+    async def _hang_up(self) -> None:
+        """Disconnects; a call while another is under way waits for that one. engineio's disconnect
+        is not reentrant: a second call during the first empties the send queue under it, CLOSE
+        and end-of-queue marker included, and the first then waits out the write loop's timeout
+        (ping timeout + 5 s). close() triggers the disconnect event, so run() would make that
+        second call. Shielded: a cancelled caller (the lease renewer) does not cut it short."""
+        if self._hanging_up is None or self._hanging_up.done():
+            self._hanging_up = asyncio.create_task(self._disconnect())
+        await asyncio.shield(self._hanging_up)
+
+    async def _disconnect(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.sio.disconnect()
+
+    async def emit_event(self, event: str, data: Any = None, ack: Observe | None = None) -> None:
+        """A channel action (`queue`, `delete`, `newPoll`, ...); `ack` gets the server's ack."""
+        if not self.sio.connected:
+            raise ConnectionError("not connected")
+        callback = None if ack is None else (lambda *args: ack(event, args[0] if args else None))
+        if data is None:
+            await self.sio.emit(event, callback=callback)
+        else:
+            await self.sio.emit(event, data, callback=callback)
 
     async def emit(self, item: Outgoing) -> None:
         if not self.sio.connected:
@@ -218,8 +245,7 @@ class Session:
             found = chan.message(data, private=event == "pm")
             published = [found] if found else []
         elif event == "rank":
-            if isinstance(data, int | float):
-                chan.rank = data
+            published = chan.set_rank(data)
         elif event == "setPermissions":
             chan.set_permissions(data)
         elif event == "userlist":
@@ -229,20 +255,18 @@ class Session:
         elif event == "userLeave":
             published = chan.user_leave(data)
         elif event == "setUserRank":
-            chan.set_user_rank(data)
+            published = chan.set_user_rank(data)
+        elif event in ("setAFK", "setUserMeta"):
+            published = chan.set_afk(data)
         elif event == "cooldown":
             self.queue.cooldown(float(data) if isinstance(data, int | float) else 1000.0)
         elif event in ("errorMsg", "noflood", "spamFiltered"):
             self._refused(event, data)
-        elif event == "playlist":
-            chan.playlist(data)
-        elif event == "queue":
-            chan.queue(data)
-        elif event == "setCurrent":
-            chan.set_current(data)
-        elif event == "changeMedia":
-            media = chan.change_media(data)
-            published = [media] if media else []
+        elif event in ROOM_EVENTS:
+            published = chan.room.handle(event, data)
+        self.queue.observe(event, data)
+        if self.observe is not None:
+            self.observe(event, data)
         for subject, payload in published:
             await self.publish(subject, payload)
 

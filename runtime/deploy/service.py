@@ -254,6 +254,7 @@ class DeployService:
                     "commands": {c.name: c.rank for c in f.commands.values()},
                     "subjects": [s.subject for s in f.subjects],
                     "collections": list(f.collections),
+                    "actions": list(f.actions),
                     "in_flight": invoker.in_flight if invoker else 0,
                     "status": "external"
                     if f.external

@@ -13,10 +13,14 @@ from nats.aio.msg import Msg
 
 from runtime.constants import CHAT, SEND_CHAT, SEND_PM
 from runtime.errors import ContractError
+from runtime.host.localchannel import LocalChannel
 from runtime.wire import contract
 from runtime.wire.bus import Binding, Bindings, Bus
 
-HELP = "Console chat: you are {user} (rank {rank:g}). Try !help. /rank N and /user NAME change that; Ctrl-D quits."
+HELP = (
+    "Console chat: you are {user} (rank {rank:g}). Try !help. /rank N and /user NAME change "
+    "that, /vote N votes in a poll; Ctrl-D quits."
+)
 
 
 class Console:
@@ -29,22 +33,37 @@ class Console:
         rank: float = 0,
         channel: str = "console",
         out: TextIO | None = None,
+        offline_channel: bool = False,
     ) -> None:
         self.bus, self.user, self.rank, self.channel = bus, user, rank, channel
         self.out = out or sys.stdout
         self.bindings = Bindings(
             [Binding(bus, SEND_CHAT, self._show), Binding(bus, SEND_PM, self._show)]
         )
+        # Without CyTube, a local playlist/poll/users model answers ctx.channel and prints what
+        # the bot did (`* rosey queued <title>`).
+        self.local = (
+            LocalChannel(bus, channel, people=self._people, say=self._print)
+            if offline_channel
+            else None
+        )
 
     async def start(self) -> None:
         await self.bindings.start()
+        if self.local is not None:
+            await self.local.start()
 
     async def stop(self) -> None:
+        if self.local is not None:
+            await self.local.stop()
         await self.bindings.stop(1.0)
 
     @property
     def busy(self) -> int:
-        return self.bindings.busy
+        return self.bindings.busy + (self.local.busy if self.local else 0)
+
+    def _people(self) -> list[dict[str, Any]]:
+        return [{"name": self.user, "rank": self.rank, "afk": False}]
 
     async def _show(self, msg: Msg) -> None:
         try:
@@ -71,6 +90,12 @@ class Console:
                 self._print(f"[rank is now {self.rank:g}]")
             except (IndexError, ValueError):
                 self._print("[usage: /rank N]")
+            return
+        if line.startswith("/vote") and self.local is not None:
+            try:
+                self._print(self.local.vote(self.user, int(line.split()[1])))
+            except (IndexError, ValueError):
+                self._print("[usage: /vote N]")
             return
         if line.startswith("/user "):
             self.user = line.split(maxsplit=1)[1].strip() or self.user

@@ -221,7 +221,7 @@ async def _run(
         operations.probes.send_queue_depth = lambda: connector.queue.busy
         waiters.append(asyncio.ensure_future(connector.wait()))  # raises if it gives up later
     elif console_chat:
-        console = Console(bus, user=user, rank=rank, channel=settings.channel)
+        console = Console(bus, user=user, rank=rank, channel=settings.channel, offline_channel=True)
         stack.push_async_callback(console.stop)
         await console.start()
         settle = partial(runtime.quiesce, extra=lambda: busy(console, plugins))
@@ -274,8 +274,11 @@ async def declare_indexes(store: Store, function: Function) -> None:
 async def invoke_once(
     settings: Settings, function: str, payload: dict[str, Any], timeout: float
 ) -> Any:
-    """Start a private runtime on an embedded nats-server, send one command as a request, stop."""
+    """Start a private runtime on an embedded nats-server, send one command as a request, stop.
+    A local channel model answers ctx.channel; what the bot did there comes first in the
+    replies (`* rosey queued <title>`) and in `data.actions`."""
     from runtime.constants import command_subject
+    from runtime.host.localchannel import LocalChannel
 
     async with AsyncExitStack() as stack:
         server = EmbeddedNats()
@@ -290,5 +293,19 @@ async def invoke_once(
             wiring=Wiring(isolate=isolator(settings.isolation, settings.log_level)),
         )
         stack.push_async_callback(_stop_runtime, runtime, _Ending("invoke done"))
+        did: list[str] = []
+        person = {"name": payload.get("user", "console"), "rank": payload.get("rank", 0)}
+        local = LocalChannel(
+            bus, payload.get("channel") or settings.channel, lambda: [person], did.append
+        )
+        stack.push_async_callback(local.stop)
+        await local.start()
         await runtime.start()
-        return await bus.request(command_subject(function), payload, timeout)
+        reply = await bus.request(command_subject(function), payload, timeout)
+        # A handler's plain publishes (no reply to wait for) reach the model before it is read.
+        await runtime.quiesce(timeout=2.0, extra=lambda: local.busy)
+        data = reply.get("data") if isinstance(reply, dict) else None
+        if did and isinstance(data, dict):
+            data["actions"] = list(did)
+            data["replies"] = [*did, *data.get("replies", [])]
+        return reply

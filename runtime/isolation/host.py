@@ -262,6 +262,8 @@ class Isolated:
         call = self.calls.pop(message["id"], None)
         if call is None or call.future.done():
             return  # timed out already: its result is discarded
+        if message.get("reason"):
+            call.ctx.explain(str(message["reason"]))  # the worker's ctx.explain
         if message["ok"]:
             call.future.set_result(message.get("value"))
         elif message.get("cancelled"):

@@ -219,7 +219,7 @@ class Worker:
                     self.executor, run, handler, event, SyncContext(ctx, self.loop)
                 )
             json.dumps(value)
-            self.send({"op": "done", "id": call, "ok": True, "value": value})
+            self.send({"op": "done", "id": call, "ok": True, "value": value, **_why(ctx)})
         except asyncio.CancelledError:
             self.send({"op": "done", "id": call, "ok": False, "cancelled": True})
         except MemoryError:
@@ -232,12 +232,21 @@ class Worker:
             # fails the calls in flight and starts another.
             os._exit(e.code if isinstance(e.code, int) else 1)
         except RoseyError as e:
-            self.send({"op": "done", "id": call, "ok": False, "error": _brief(e), "code": e.code})
+            self.send(
+                {"op": "done", "id": call, "ok": False, "error": _brief(e), "code": e.code}
+                | _why(ctx)
+            )
         except Exception as e:
-            self.send({"op": "done", "id": call, "ok": False, "error": _brief(e)})
+            self.send({"op": "done", "id": call, "ok": False, "error": _brief(e), **_why(ctx)})
         finally:
             self.tasks.pop(call, None)
             self.threads.discard(call)
+
+
+def _why(ctx: Context) -> dict[str, str]:
+    """ctx.explain's reason travels with the call's `done`: a ctx call of its own could arrive
+    after the call is over."""
+    return {"reason": ctx.reason} if ctx.reason else {}
 
 
 def _brief(e: BaseException) -> str:

@@ -100,6 +100,29 @@ def test_lowering_a_rank_needs_yes(project: Path) -> None:
         assert server.wait(20) == 0
 
 
+def test_granting_channel_actions_needs_yes(project: Path) -> None:
+    add_hello(project)
+    with start_server(project) as server:
+        add_hello(project, "1.1.0")
+        manifest = project / "manifests" / "hello.yaml"
+        manifest.write_text(manifest.read_text() + "actions: [playlist, poll]\n")
+        shown = rosey(project, "deploy", "--plan", "functions/hello.py")
+        assert shown.returncode == 0, shown.stderr
+        assert "grants channel actions playlist, poll  [needs --yes]" in shown.stdout
+        rows = json.loads(rosey(project, "deploy", "--plan", "--json", "functions/hello.py").stdout)
+        assert (rows[0]["actions_added"], rows[0]["needs_yes"]) == (["playlist", "poll"], True)
+        refused = rosey(project, "deploy", "functions/hello.py")
+        assert refused.returncode == 1
+        assert "hello lowers a rank or grants collections or channel actions" in refused.stderr
+        allowed = rosey(project, "deploy", "--yes", "functions/hello.py")
+        assert allowed.returncode == 0, allowed.stderr
+        # The runtime now reports the actions: the same manifest grants nothing more.
+        rows = json.loads(rosey(project, "deploy", "--plan", "--json", "functions/hello.py").stdout)
+        assert (rows[0]["actions_added"], rows[0]["needs_yes"]) == ([], False)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(20) == 0
+
+
 def test_deployed_version_survives_a_restart(project: Path) -> None:
     with start_server(project) as server:
         add_hello(project, "2.0.0", word="deployed")

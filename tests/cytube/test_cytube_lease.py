@@ -1,8 +1,10 @@
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+import socketio
 
 from runtime.config.keys import Namespace
 from runtime.cytube.connector import Connector
@@ -18,6 +20,29 @@ from tests.cytube_helpers import (
 )
 
 __all__ = ["make_connector", "make_fake"]  # fixtures
+
+STOP_DEADLINE = 5.0  # stop() takes well under a second; the bug it bounds made it take minutes
+
+
+def overlapping_disconnects(monkeypatch: pytest.MonkeyPatch) -> list[socketio.AsyncClient]:
+    """The socket.io clients whose disconnect() was entered while a call to it was under way.
+    engineio's disconnect is not reentrant: the second call empties the send queue under the
+    first, which then waits out the write loop's timeout (ping timeout + 5 s)."""
+    overlaps: list[socketio.AsyncClient] = []
+    running: dict[int, int] = {}
+    original = socketio.AsyncClient.disconnect
+
+    async def disconnect(self: socketio.AsyncClient) -> None:
+        if running.get(id(self)):
+            overlaps.append(self)
+        running[id(self)] = running.get(id(self), 0) + 1
+        try:
+            await original(self)
+        finally:
+            running[id(self)] -= 1
+
+    monkeypatch.setattr(socketio.AsyncClient, "disconnect", disconnect)
+    return overlaps
 
 
 @pytest.fixture
@@ -93,8 +118,9 @@ async def test_one_connector_per_channel_and_takeover(
 
 
 async def test_lost_lease_disconnects(
-    make_fake: MakeFake, client: aioredis.Redis, bus: Bus
+    make_fake: MakeFake, client: aioredis.Redis, bus: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    overlaps = overlapping_disconnects(monkeypatch)
     fake = await make_fake(f"c{uuid.uuid4().hex[:12]}")
     watch = await Watch(bus, "cytube.connection").start()
     keys = Namespace(f"test:{uuid.uuid4().hex}:")
@@ -110,5 +136,21 @@ async def test_lost_lease_disconnects(
         await client.delete(connector.lease.key)
         await watch.until(lambda: watch.states().count("connected") == 2)
     finally:
-        await connector.stop()
+        # Right after losing and regaining the lease, stop() is prompt: a deadline, not a sleep.
+        async with asyncio.timeout(STOP_DEADLINE):
+            await connector.stop()
+    assert overlaps == []  # neither the renewer's nor stop()'s disconnect raced the session's
     assert await client.ping()  # the client is its owner's: stopping did not close it
+
+
+async def test_stop_disconnects_once_and_promptly(
+    make_fake: MakeFake, make_connector: MakeConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overlaps = overlapping_disconnects(monkeypatch)
+    fake = await make_fake(f"c{uuid.uuid4().hex[:12]}")
+    connector = await make_connector(fake)
+    assert connector.state == "connected"
+    async with asyncio.timeout(STOP_DEADLINE):
+        await connector.stop()
+    assert overlaps == []  # stop()'s disconnect and the ending session's are one
+    await fake.until(lambda: not fake.bots())

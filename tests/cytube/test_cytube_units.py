@@ -1,10 +1,16 @@
 import asyncio
+from types import SimpleNamespace
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from runtime.constants import ErrorCode
+from runtime.cytube import matchers, permits
+from runtime.cytube.actions import NAME, clean_reason
+from runtime.cytube.confirm import Confirmations, Refusal
 from runtime.cytube.events import ChannelState, server_rank, strip_html
 from runtime.cytube.sendqueue import (
     ZWSP,
@@ -16,6 +22,7 @@ from runtime.cytube.sendqueue import (
     split_text,
     utf16_len,
 )
+from runtime.cytube.throttle import Limiter, queue_limits
 from tests.cytube_rules import RateLimiter, cut, format_message
 
 
@@ -72,7 +79,7 @@ def test_split_keeps_every_character_within_the_limit(text: str) -> None:
     pieces = split_text(text, 20)
     assert all(0 < utf16_len(p) <= 20 for p in pieces)
     kept = "".join("".join(p.replace(ZWSP, "").split()) for p in pieces)
-    assert kept == "".join(text.split())
+    assert kept == "".join(text.replace(ZWSP, "").split())
 
 
 def test_prepare_refuses_commands_and_greentext() -> None:
@@ -239,6 +246,8 @@ def test_channel_state_media() -> None:
             "url": "https://youtu.be/abc",
             "duration": 61,
             "queued_by": "alice",
+            "id": "abc",
+            "uid": 7,
         },
     )
     assert chan.change_media(media) is None  # the same item again after a rejoin
@@ -260,3 +269,109 @@ def test_the_fake_server_formats_cuts_and_throttles_as_cytube() -> None:
     assert len(cut("x" * 400, 320)) == 320
     limiter = RateLimiter()
     assert [limiter.throttle(20, 10) for _ in range(40)].count(False) == 20
+
+
+# Channel actions: the pure parts (permissions, the queue throttle, confirmations).
+
+
+def test_permissions_as_cytube_judges_them() -> None:
+    perms = dict(permits.DEFAULTS)
+    assert permits.denied(perms, 1.5, "playlistadd") is None
+    reason = permits.denied(perms, 1, "playlistadd")
+    assert reason == (
+        "the channel's 'playlistadd' permission needs rank 1.5 (leader);"
+        " the bot has rank 1 (registered)"
+    )
+    assert permits.denied(perms, 1, "playlistadd", open_playlist=True) is None  # oplaylistadd -1
+    assert permits.denied(perms, 1, "playlistdelete", open_playlist=True)  # oplaylistdelete 2
+    assert permits.denied({}, 0, "no-such-node")  # unknown: nobody has it
+    assert permits.queue_nodes("tw", "next") == ["playlistadd", "playlistnext", "playlistaddlive"]
+    assert permits.queue_nodes("fi", "end") == ["playlistadd", "playlistaddrawfile"]
+    assert permits.queue_nodes("cu", "end") == [
+        "playlistadd",
+        "playlistaddlive",
+        "playlistaddcustom",
+    ]
+    assert permits.target_denied("rosey", 2, "alice", 1) is None
+    assert "not below" in (permits.target_denied("rosey", 2, "moddy", 2) or "")
+    assert permits.target_denied("rosey", 2, "ROSEY", 0)
+
+
+@given(st.lists(st.floats(min_value=0, max_value=3), min_size=1, max_size=40), st.booleans())
+def test_queue_throttle_never_trips_the_servers_limiter(gaps: list[float], moderator: bool) -> None:
+    # Actions spaced as the client's limiter says are all accepted by CyTube's own rule
+    # (tests/cytube_rules.RateLimiter), even when the latency varies by up to the margin.
+    now, jitter = [1000.0], [0.0]
+    limiter = Limiter(clock=lambda: now[0])
+    server = RateLimiter()
+    burst, sustained = queue_limits(2 if moderator else 1)
+    server_clock = SimpleNamespace(monotonic=lambda: now[0] + jitter[0])
+    with patch("tests.cytube_rules.time", server_clock):
+        for n, gap in enumerate(gaps):
+            now[0] += gap
+            now[0] += limiter.delay(burst, sustained)
+            limiter.take(burst, sustained)
+            jitter[0] = 0.09 if n % 2 else 0.0
+            assert not server.throttle(burst, sustained), (n, gaps)
+
+
+def test_queue_throttle_limits() -> None:
+    now = [0.0]
+    limiter = Limiter(clock=lambda: now[0])
+    assert queue_limits(1.5) == (3, 1.0) and queue_limits(2) == (10, 2.0)
+    for _ in range(3):
+        assert limiter.delay(3, 1.0) == 0
+        limiter.take(3, 1.0)
+    assert limiter.delay(3, 1.0) == pytest.approx(1.1)
+    now[0] = 3.2  # quiet for longer than burst/sustained + margin: a new burst
+    assert limiter.delay(3, 1.0) == 0
+
+
+async def test_confirmations_match_refuse_and_time_out() -> None:
+    chan = ChannelState("test")
+    chan.me = "rosey"
+    confirm = Confirmations()
+    first = confirm.expect("queue", matchers.queued("yt", "abc", chan))
+    second = confirm.expect("queue", matchers.queued("yt", "abc", chan))
+    other = confirm.expect("queue", matchers.queued("yt", "xyz", chan))
+    item = {"media": {"id": "abc", "title": "T", "seconds": 5, "type": "yt"}, "uid": 4}
+    confirm.feed("queue", {"item": {**item, "queueby": "alice"}, "after": 1})  # not the bot's
+    assert not first.future.done()
+    confirm.feed("queue", {"item": {**item, "queueby": "Rosey"}, "after": 1})
+    assert first.future.result()["uid"] == 4 and not second.future.done()  # one per event
+    confirm.feed("queueFail", {"msg": "This item is already on the playlist", "id": "abc"})
+    with pytest.raises(Refusal) as refused:
+        await confirm.wait(second, 1, "the add")
+    assert refused.value.code == ErrorCode.INVALID_INPUT
+    assert refused.value.message == "This item is already on the playlist"
+    with pytest.raises(Refusal) as timed_out:
+        await confirm.wait(other, 0.01, "the add of yt:xyz")
+    assert timed_out.value.code == ErrorCode.TIMEOUT
+    assert "may lack the rank" in timed_out.value.message
+    assert confirm.pending == []
+
+
+def test_moderation_confirmations() -> None:
+    chan = ChannelState("test")
+    chan.me = "Rosey"
+
+    def whisper(text: str) -> dict[str, Any]:
+        return {"username": "[server]", "msg": text, "meta": {}, "time": 1}
+
+    kick = matchers.moderated("kick", "Bob", chan)
+    assert kick("chatMsg", whisper("Rosey kicked bob"))
+    assert not kick("chatMsg", whisper("Rosey kicked bobby"))
+    assert not kick("chatMsg", {**whisper("Rosey kicked bob"), "username": "mallory"})
+    assert kick("userLeave", {"name": "bob"})
+    mute = matchers.moderated("mute", "bob", chan)
+    assert not mute("chatMsg", whisper("Rosey shadowmuted bob"))
+    assert mute("setUserMeta", {"name": "bob", "meta": {"muted": True}})
+    assert matchers.moderated("smute", "bob", chan)("chatMsg", whisper("Rosey shadowmuted bob"))
+    assert matchers.moderated("clear", "", chan)("clearchat", {"clearedBy": "Rosey"})
+
+
+def test_reasons_are_one_short_line() -> None:
+    assert clean_reason("spam\n/ban bob\r\x00 now") == "spam /ban bob now"
+    assert len(clean_reason("x" * 1000)) == 200
+    assert clean_reason(None) == ""
+    assert NAME.match("bob_1-x") and not NAME.match("bob /clear") and not NAME.match("bób")
