@@ -99,8 +99,9 @@ class Function:
 
     @property
     def external(self) -> bool:
-        """True when another process answers on plugin.<name>.command."""
-        return self.handler is None and not any(c.handler for c in self.commands.values())
+        """True when another process answers on plugin.<name>.command: the manifest names no
+        handler at all (a function with only event or schedule handlers is not external)."""
+        return not self.handler_targets()
 
     def handler_for(self, command: str) -> str | None:
         spec = self.commands.get(command)

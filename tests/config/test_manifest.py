@@ -194,3 +194,23 @@ def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ManifestError) as info:
         manifest.load(tmp_path / "missing.yaml")
     assert "cannot read" in str(info.value)
+
+
+def test_a_function_with_only_event_handlers_is_not_external(tmp_path: Path) -> None:
+    # automod: no commands, one subject handler and one schedule; it runs in the runtime.
+    f = manifest.load(
+        write(
+            tmp_path,
+            """\
+        name: watcher
+        version: "1.0.0"
+        description: Reads chat.
+        subjects:
+          - {subject: cytube.chat, handler: "watcher:on_chat"}
+        schedules:
+          - {every: 30s, handler: "watcher:tick"}
+        """,
+        )
+    )
+    assert not f.external
+    assert f.handler_targets() == {"watcher:on_chat", "watcher:tick"}
