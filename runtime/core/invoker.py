@@ -17,8 +17,10 @@ from nats.aio.msg import Msg
 
 from runtime.config.manifest import Function, SubjectSpec, example_words
 from runtime.constants import (
+    ACTIONS,
     QUEUE_PER_SLOT,
     SEND_CHAT,
+    SEND_EMOTE,
     SEND_PM,
     ErrorCode,
     command_subject,
@@ -138,7 +140,7 @@ class Invoker:
                 if subject in (SEND_CHAT, SEND_PM):
                     said.append(payload["message"])
 
-            ctx = Context(f, event, capture, self.bus.request, self.catalog, self.db, self.log)
+            ctx = Context(f, event, capture, self._example_request, self.catalog, self.db, self.log)
             ctx.collected = said
             try:
                 result = await self._run(
@@ -226,6 +228,15 @@ class Invoker:
             id=new_id(),
         )
         await self._invoke(msg, event, spec.handler or self.function.handler)
+
+    async def _example_request(self, subject: str, payload: Any, timeout: float) -> Any:
+        # A deploy's examples must not act in the live channel either: channel actions are
+        # answered with a refusal the function sees as a ChannelError; reads still go through.
+        if subject in ACTIONS or subject == SEND_EMOTE:
+            return contract.failure(
+                ErrorCode.PERMISSION_DENIED, "channel actions do not run in a deploy's examples"
+            )
+        return await self.bus.request(subject, payload, timeout)
 
     def _command(self, word: str) -> Any:
         commands = self.function.commands

@@ -4,12 +4,15 @@ that answers the channel subjects; in the runtime's process and under isolation:
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import yaml
 from nats.aio.msg import Msg
 
+from runtime.config.manifest import parse
 from runtime.constants import (
     CHANNEL_STATE,
     PLAYLIST_ADD,
@@ -259,3 +262,20 @@ async def test_no_connector_is_a_nats_error(make_runtime: MakeRuntime, bus: Bus)
     reply = await run(bus, "refused", "https://youtu.be/dQw4w9WgXcQ")
     [line] = reply["data"]["replies"]
     assert line.startswith("refused NATS_ERROR: no answer from the channel")
+
+
+async def test_a_deploys_examples_do_not_act_in_the_channel(
+    make_runtime: MakeRuntime, bus: Bus
+) -> None:
+    connector = Connector(bus, {PLAYLIST_ADD: queue, CHANNEL_STATE: state})
+    await connector.start()
+    example = {
+        "input": "!refused https://youtu.be/dQw4w9WgXcQ",
+        "expect": "refused PERMISSION_DENIED: channel actions do not run in a deploy's examples",
+    }
+    data = {**yaml.safe_load(textwrap.dedent(manifest("none")["chan"])), "examples": [example]}
+    runtime = await make_runtime({}, CODE)
+    f = parse(data, source="chan.yaml")
+    report = await runtime.swap(f, runtime.settings.functions_dir)
+    assert report.new_version == "1.0.0"
+    assert connector.got == []  # the example's ctx.channel.add reached no connector
