@@ -145,6 +145,7 @@ class Room:
         self.items = [item for item in items if item is not None]
         if self.current is not None and self.find(self.current) is None:
             self.current = None
+        self._stop_if_empty()
 
     def _on_queue(self, data: Any) -> Event | None:
         if not isinstance(data, dict):
@@ -167,7 +168,14 @@ class Room:
         if uid is None:
             return None
         self.items = [i for i in self.items if i["uid"] != uid]
+        self._stop_if_empty()
         return MEDIA_DELETE, {"uid": uid, "channel": self.channel}
+
+    def _stop_if_empty(self) -> None:
+        """An empty playlist plays nothing: CyTube sets its current to null (clearPlaylist, the
+        last item deleted) and sends no changeMedia to say so."""
+        if not self.items:
+            self.current, self.media, self._media_key = None, None, None
 
     def _on_moveVideo(self, data: Any) -> Event | None:
         if not isinstance(data, dict) or _uid(data.get("from")) is None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import html
+import logging
 import re
 import time
 from typing import Any
 
 from runtime.constants import CHAT, PM, USER_AFK, USER_JOIN, USER_LEAVE, USER_RANK
 from runtime.cytube.channel import Event, Room
+
+log = logging.getLogger("rosey.cytube")
 
 PSEUDO_USERS = frozenset({"[server]", "[voteskip]"})
 _TAG = re.compile(r"<[^>]*>")
@@ -142,6 +145,8 @@ class ChannelState:
             self.users[key] = (self.users[key][0], server_rank(value))
         if not self.me or before < 0 or before == value:
             return []
+        # The join line showed the rank at login; this is the channel rank that counts.
+        log.info("%s: the bot's rank is now %g", self.channel, value)
         return [(USER_RANK, {"user": self.me, "rank": server_rank(value), "channel": self.channel})]
 
     def set_afk(self, data: Any) -> list[Event]:

@@ -3,6 +3,7 @@ the fake CyTube server (tests/fake_cytube.py)."""
 
 from __future__ import annotations
 
+import html
 import re
 
 from runtime.core.runtime import Runtime
@@ -34,7 +35,8 @@ async def room(make_fake: MakeFake, make_connector: MakeConnector) -> FakeCytube
 
 
 def said(fake: FakeCytube, pattern: str) -> list[str]:
-    return [line for line in fake.said("rosey") if re.search(pattern, line)]
+    lines = [html.unescape(line) for line in fake.said("rosey")]  # the server escapes chat
+    return [line for line in lines if re.search(pattern, line)]
 
 
 async def test_add_np_and_skip(
@@ -116,3 +118,125 @@ async def test_automod_warns_a_flooder_by_name(
     assert "busy" not in handled
     assert "stop repeating the same line" in warning
     assert not said(fake, "^amy")
+
+
+def yt(video: str) -> str:
+    return f"https://youtu.be/{video}"
+
+
+async def test_playlist_lists_whats_next_with_who_asked(
+    make_fake: MakeFake,
+    make_connector: MakeConnector,
+    make_runtime: MakeRuntime,
+    bus: Bus,
+    database: DatabaseService,
+) -> None:
+    await serve(make_runtime, bus, "media")
+    fake = await room(make_fake, make_connector)
+    await fake.join("alice", 1)
+    await fake.join("bob", 0)
+    await fake.add("yt", "A" * 11, title="Playing", seconds=100, by="owner")
+    await fake.add("yt", "B" * 11, title="Second", seconds=65, by="bob")
+    await fake.say("alice", f"!add {yt('C' * 11)}")
+    [added] = await fake.until(lambda: said(fake, "added"))
+    assert added == f"alice added yt:{'C' * 11} (2:00)."
+    # The bot queued it (queueby rosey); !playlist names who asked, from media_requests.
+    assert fake.playlist()[-1]["queueby"] == "rosey"
+    await fake.say("bob", "!playlist")
+    await fake.until(lambda: len(said(fake, r"^\d\. ")) == 2)
+    assert said(fake, r"^\d\. ") == ["1. Second (1:05, bob)", f"2. yt:{'C' * 11} (2:00, alice)"]
+
+
+async def test_shuffle_and_remove(
+    make_fake: MakeFake,
+    make_connector: MakeConnector,
+    make_runtime: MakeRuntime,
+    bus: Bus,
+    database: DatabaseService,
+) -> None:
+    await serve(make_runtime, bus, "media")
+    fake = await room(make_fake, make_connector)
+    await fake.join("alice", 1)
+    await fake.join("mod", 2)
+    await fake.add("yt", "A" * 11, title="Playing", seconds=100, by="owner")
+    await fake.add("yt", "B" * 11, title="Bobs", seconds=65, by="bob")
+    await fake.add("yt", "D" * 11, title="Dans", seconds=65, by="dan")
+    await fake.say("alice", f"!add {yt('C' * 11)}")
+    await fake.until(lambda: said(fake, "added"))
+    uids = {item["uid"] for item in fake.playlist()}
+    await fake.say("mod", "!shuffle")
+    await fake.until(lambda: said(fake, "^Playlist shuffled"))
+    assert not uids & {item["uid"] for item in fake.playlist()}  # every uid is new
+    assert fake.current is not None and fake.current.title == "Playing"
+    order = [item["media"]["title"] for item in fake.playlist()[1:]]
+    mine = order.index(f"yt:{'C' * 11}") + 1
+    other = order.index("Bobs") + 1
+    # Someone else's item: refused, left on the playlist.
+    await fake.say("alice", f"!remove {other}")
+    [refused] = await fake.until(lambda: said(fake, "not yours"))
+    assert refused == f"alice: #{other} is not yours (Bobs, queued by bob)."
+    assert "Bobs" in [item["media"]["title"] for item in fake.playlist()]
+    # Her own, found by its request record although the bot queued it.
+    await fake.say("alice", f"!remove {mine}")
+    await fake.until(lambda: said(fake, "^alice removed"))
+    assert said(fake, "removed") == [f"alice removed yt:{'C' * 11}."]
+    assert f"yt:{'C' * 11}" not in [item["media"]["title"] for item in fake.playlist()]
+    # A moderator removes anyone's.
+    order = [item["media"]["title"] for item in fake.playlist()[1:]]
+    await fake.say("mod", f"!remove {order.index('Bobs') + 1}")
+    await fake.until(lambda: said(fake, "^mod removed"))
+    assert [item["media"]["title"] for item in fake.playlist()] == ["Playing", "Dans"]
+
+
+async def test_add_refusals(
+    make_fake: MakeFake,
+    make_connector: MakeConnector,
+    make_runtime: MakeRuntime,
+    bus: Bus,
+    database: DatabaseService,
+) -> None:
+    await serve(make_runtime, bus, "media")
+    fake = await room(make_fake, make_connector)
+    for name in ("alice", "bob", "carol"):
+        await fake.join(name, 1)
+    await fake.add("yt", "A" * 11, title="Playing", seconds=100, by="owner")
+    for n in range(3):
+        await fake.add("yt", f"{n}" * 11, seconds=60, by="carol")
+    before = fake.playlist()
+    # The server's own words, for an item it already has.
+    await fake.say("alice", f"!add {yt('A' * 11)}")
+    [dupe] = await fake.until(lambda: said(fake, "^alice"))
+    assert dupe == "alice: could not add that: This item is already on the playlist"
+    # `next` is for moderators.
+    await fake.say("bob", f"!add {yt('B' * 11)} next")
+    [nxt] = await fake.until(lambda: said(fake, "^bob"))
+    assert nxt == "bob: only moderators may add next; !add <url> queues at the end."
+    # carol has 3 items coming up already (max_per_user: 3).
+    await fake.say("carol", f"!add {yt('C' * 11)}")
+    [limit] = await fake.until(lambda: said(fake, "^carol"))
+    assert limit == "carol: you have 3 items queued already (the limit is 3)."
+    assert fake.playlist() == before
+    assert fake.emitted("queueFail") and len(fake.emitted("queueFail")) == 1
+
+
+async def test_np_with_nothing_playing(
+    make_fake: MakeFake,
+    make_connector: MakeConnector,
+    make_runtime: MakeRuntime,
+    bus: Bus,
+    database: DatabaseService,
+) -> None:
+    await serve(make_runtime, bus, "media")
+    fake = await room(make_fake, make_connector)
+    await fake.join("owner", 5)
+    await fake.join("alice", 0)
+    await fake.join("bob", 0)
+    await fake.say("alice", "!np")
+    await fake.until(lambda: said(fake, "^Nothing is playing"))
+    # Something played, then the playlist was cleared: CyTube sends only `playlist []`.
+    await fake.add("yt", "A" * 11, title="Gone soon", seconds=100, by="owner")
+    await fake.act("owner", "clearPlaylist", None)
+    assert fake.current is None
+    await fake.say("bob", "!np")
+    await fake.until(lambda: len(said(fake, "^Nothing is playing")) == 2)
+    assert not said(fake, "Now playing")
