@@ -3,6 +3,8 @@
 It implements the part of the client Rosey uses: publish, subscribe (with `*`/`>` wildcards and
 queue groups), request/reply, flush. Delivery is immediate: `publish` returns once every matching
 subscription's callback has been called (Rosey's callbacks start a task and return).
+Which subscriptions get a message is held to nats-server's answer by tests/test_localnats.py: a
+queue group is its name, whatever subjects its members subscribed to, and gets one copy.
 """
 
 from __future__ import annotations

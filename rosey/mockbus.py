@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
+from collections.abc import Sequence
+from fnmatch import fnmatch
+from pathlib import PurePath
 from typing import Any, cast
 
 from nats.aio.client import Client
@@ -16,13 +20,17 @@ from .localnats import LocalNats
 from .testdb import LazyStore, SessionRedis, TestDatabase
 
 SETTLE_TIMEOUT = 10.0
+# pytest's default `python_files`, and conftests: code there is the test, not the plugin.
+TEST_FILES = ("test_*.py", "*_test.py", "conftest.py")
+KIT_MODULES = ("rosey.", "runtime.")
 
 
 class MockEventBus(EventBus):
     """An EventBus for plugin tests, compatible with the plugin guide's mock.
 
-    - `published_events` lists `{"subject", "data"}` of what was published, except the events
-      the test itself fed to a subscriber (such as a command it published to the plugin);
+    - `published_events` lists `{"subject", "data"}` of everything a plugin published, whoever
+      else received it. Left out are only the events the test code itself (a module matching
+      `test_files`) published and a subscriber took, such as a command it fed to the plugin;
       `all_events` lists everything, `requests` every request.
     - Published events are delivered to subscribers, and `await publish(...)` returns once every
       handler it set off (and everything those published in turn) has finished.
@@ -32,7 +40,8 @@ class MockEventBus(EventBus):
 
     __test__ = False
 
-    def __init__(self, redis: SessionRedis) -> None:
+    def __init__(self, redis: SessionRedis, test_files: Sequence[str] = TEST_FILES) -> None:
+        self.test_files = tuple(test_files)
         self.local = LocalNats()
         super().__init__(cast(Client, self.local))
         self.database = TestDatabase(redis, Bus(cast(Client, self.local)))
@@ -49,11 +58,25 @@ class MockEventBus(EventBus):
         inside = handling.get()
         event = {"subject": subject, "data": payload}
         self.all_events.append(event)
-        if inside or not self.local.takers(subject):
+        if inside or not self._by_the_test() or not self.local.takers(subject):
             self.published_events.append(event)
         await super().publish(subject, payload, priority)
         if not inside:
             await self.settle()
+
+    def _by_the_test(self) -> bool:
+        """Whether `publish` was called by test code rather than by a plugin: the first caller
+        outside Rosey's own modules is in a test module or conftest."""
+        frame = inspect.currentframe()
+        frame = frame.f_back if frame else None  # publish
+        while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(
+            KIT_MODULES
+        ):
+            frame = frame.f_back
+        if frame is None:
+            return False
+        name = PurePath(frame.f_code.co_filename).name
+        return any(fnmatch(name, pattern) for pattern in self.test_files)
 
     async def request(self, subject: str, data: Any = None, timeout: float = 5.0) -> Any:
         if subject.startswith("database."):

@@ -163,11 +163,14 @@ except ImportError:  # pragma: no cover - the fixtures say what is missing when 
 else:
 
     @pytest_asyncio.fixture(loop_scope="function")
-    async def mock_event_bus(rosey_redis: SessionRedis) -> AsyncIterator[MockEventBus]:
+    async def mock_event_bus(
+        rosey_redis: SessionRedis, pytestconfig: pytest.Config
+    ) -> AsyncIterator[MockEventBus]:
         """An EventBus for plugin tests: records, delivers, and answers database.*."""
         from .mockbus import MockEventBus
 
-        bus = MockEventBus(rosey_redis)
+        test_files = [*pytestconfig.getini("python_files"), "conftest.py"]
+        bus = MockEventBus(rosey_redis, test_files)
         yield bus
         await bus.aclose()
 

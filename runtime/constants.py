@@ -112,6 +112,15 @@ QUEUE_PER_SLOT = 4
 # Quarantine: a function failing this often within the window is paused until a moderator resumes it.
 DEFAULT_QUARANTINE_FAILURES = 5
 DEFAULT_QUARANTINE_WINDOW = 60.0
+# Reply caps: the most lines and characters one invocation may say (manifest `reply`); past them
+# the answer is cut short, so a function cannot flood the channel's send queue.
+DEFAULT_REPLY_LINES = 10
+DEFAULT_REPLY_CHARS = 2000
+MAX_REPLY_CHARS = 10000  # a chat line's limit in the contract (cytube.send.chat `message`)
+# The reply subjects of commands the router routes to Rosey's own functions start with this: an
+# invoker that does not run such a command (busy, paused, denied) answers there, and the router
+# gives back the cooldown it booked. Not a requester: the answer still goes to chat.
+ROUTED_REPLY = "rosey.routed"
 DEFAULT_PREFIX = "!"
 HEARTBEAT_INTERVAL = 60.0
 # Largest NATS payload the runtime accepts on its subjects (bytes).

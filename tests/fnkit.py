@@ -1,95 +1,19 @@
-"""Calling function handlers without NATS: an in-memory ctx.db with the DatabaseClient's API."""
+"""Calling function handlers without NATS: ctx with an in-memory db (tests/fakedb.py, the Store's
+semantics) and channel."""
 
 from __future__ import annotations
 
 import logging
-import operator
 from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
 
 from runtime.constants import ErrorCode
-from runtime.database.store import Page
 from runtime.errors import ChannelDenied, ChannelError
 from tests.clitools import ROOT
+from tests.fakedb import FakeDb
 
-COMPARE = {
-    "$lt": operator.lt,
-    "$lte": operator.le,
-    "$gt": operator.gt,
-    "$gte": operator.ge,
-}
-
-
-class FakeDb:
-    """get/set/update/query/delete/count over dicts, as the sync ctx.db of a worker thread."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, dict[Any, dict[str, Any]]] = {}
-        self.seq = 0
-
-    def _coll(self, name: str) -> dict[Any, dict[str, Any]]:
-        return self.data.setdefault(name, {})
-
-    def get(self, collection: str, rid: Any) -> dict[str, Any] | None:
-        record = self._coll(collection).get(rid)
-        return {**record, "id": rid} if record is not None else None
-
-    def set(self, collection: str, rid: Any, data: Mapping[str, Any]) -> Any:
-        if rid is None:
-            self.seq += 1
-            rid = self.seq
-        self._coll(collection)[rid] = dict(data)
-        return rid
-
-    def update(self, collection: str, rid: Any, data: Any = None, inc: Any = None) -> Any:
-        record = self._coll(collection).get(rid)
-        if record is None:
-            return None
-        record.update(data or {})
-        for k, v in (inc or {}).items():
-            record[k] = record.get(k, 0) + v
-        return self.get(collection, rid)
-
-    def delete(self, collection: str, rid: Any) -> bool:
-        return self._coll(collection).pop(rid, None) is not None
-
-    def _match(self, record: dict[str, Any], filter: Mapping[str, Any] | None) -> bool:
-        for field, cond in (filter or {}).items():
-            value = record.get(field)
-            ops = cond if isinstance(cond, dict) else {"$eq": cond}
-            for op, operand in ops.items():
-                if op == "$eq":
-                    ok = value == operand
-                elif op == "$ne":
-                    ok = value != operand
-                elif op in ("$in", "$nin"):
-                    ok = (value in operand) == (op == "$in")
-                elif op in ("$lt", "$lte", "$gt", "$gte"):
-                    ok = value is not None and COMPARE[op](value, operand)
-                else:  # $contains
-                    ok = isinstance(value, str | list) and operand in value
-                if not ok:
-                    return False
-        return True
-
-    def query(
-        self,
-        collection: str,
-        filter: Any = None,
-        order_by: Any = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> Page:
-        records = [self.get(collection, rid) for rid in self._coll(collection)]
-        found = [r for r in records if r is not None and self._match(r, filter)]
-        if order_by:
-            field, _, direction = str(order_by).partition(" ")
-            found.sort(key=lambda r: r.get(field, 0), reverse=direction.upper() == "DESC")
-        return Page(found[offset : offset + limit], len(found))
-
-    def count(self, collection: str, filter: Any = None) -> int:
-        return self.query(collection, filter, limit=10**9).count
+__all__ = ["FakeChannel", "FakeCtx", "FakeDb", "chat", "ev", "event", "library"]
 
 
 class FakeCtx(SimpleNamespace):

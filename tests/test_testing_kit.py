@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from rosey.bot import Bot
 from rosey.mockbus import MockEventBus
 from runtime.config.settings import PluginsSettings, Settings
 from runtime.errors import ContractError
+from runtime.legacy.event_bus import Event
 from tests.clitools import ROOT
 from tests.conftest import write_project
 
@@ -44,6 +46,51 @@ async def test_mock_bus_delivers_records_and_settles(mock_event_bus: MockEventBu
         await bus.publish("cytube.send.pm", {"message": "no recipient"})
     with pytest.raises(asyncio.TimeoutError):
         await bus.request("plugin.nobody.request", {"action": "x"}, timeout=0.1)
+
+
+ASKING_PLUGIN = """\
+class AskingPlugin:
+    def __init__(self, event_bus):
+        self.event_bus = event_bus
+        self.heard = []
+
+    async def register(self):
+        await self.event_bus.subscribe("plugin.x.event.*", self.on_event)
+
+    async def on_event(self, event):
+        self.heard.append(event.subject)
+
+    async def handle_command(self, event):
+        await self.event_bus.publish("plugin.x.event.asked", {"user": event.data["user"]})
+        await self.event_bus.publish("cytube.send.chat", {"message": "asked"})
+"""
+
+
+async def test_mock_bus_lists_what_a_plugin_publishes_to_its_own_subscription(
+    mock_event_bus: MockEventBus, tmp_path: Path
+) -> None:
+    """The guide's unit-test style: handle_command called directly, not through a publish."""
+    (tmp_path / "asking.py").write_text(ASKING_PLUGIN)
+    spec = importlib.util.spec_from_file_location(
+        "asking_plugin_under_test", tmp_path / "asking.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    plugin = module.AskingPlugin(mock_event_bus)
+    await plugin.register()
+    event = Event("plugin.x.command", {"command": "ask", "args": [], "user": "alice"})
+    await plugin.handle_command(event)
+    assert mock_event_bus.published_events == [
+        {"subject": "plugin.x.event.asked", "data": {"user": "alice"}},
+        {"subject": "cytube.send.chat", "data": {"message": "asked"}},
+    ]
+    assert plugin.heard == ["plugin.x.event.asked"]
+    # What the test itself feeds a subscriber is still not something the plugin said.
+    mock_event_bus.published_events.clear()
+    await mock_event_bus.publish("plugin.x.event.fed", {"n": 1})
+    assert mock_event_bus.published_events == []
+    assert plugin.heard == ["plugin.x.event.asked", "plugin.x.event.fed"]
 
 
 async def test_mock_bus_answers_database_like_the_service(mock_event_bus: MockEventBus) -> None:

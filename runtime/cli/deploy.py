@@ -106,17 +106,20 @@ async def _send(bus: Bus, request: dict[str, Any], timeout: float = 60.0) -> dic
     return reply
 
 
-def _report(name: str, reply: dict[str, Any]) -> str:
+def _report(name: str, reply: dict[str, Any], action: str = "deploy") -> str:
     if not reply.get("success"):
-        return f"{name}: FAILED ({reply.get('error_code')}): {reply.get('error')}; the old version keeps serving"
+        refused = f"{name}: {_FAILED[action]} ({reply.get('error_code')}): {reply.get('error')}"
+        return refused if action == "remove" else f"{refused}; the old version keeps serving"
     data = reply["data"]
     if data["status"] == "unchanged":
         return f"{name}: unchanged ({data['version']})"
     r = data["report"]
     peers = data.get("peers", [])
     failed = [p for p in peers if not p.get("ok")]
+    # A rollback after `rosey remove` brings back a function that nothing served.
+    before = r["old_version"] or ("(not served)" if action == "rollback" else "(new)")
     line = (
-        f"{name}: {r['old_version'] or '(new)'} → {r['new_version'] or '(removed)'} in "
+        f"{name}: {before} → {r['new_version'] or '(removed)'} in "
         f"{r['swap_ms']:.1f} ms, drained {r['drained']}, lost {r['lost']}"
     )
     if r["added"]:
@@ -129,6 +132,9 @@ def _report(name: str, reply: dict[str, Any]) -> str:
     if failed:
         line += "; NOT applied on " + ", ".join(f"{p['runtime']}: {p.get('error')}" for p in failed)
     return line
+
+
+_FAILED = {"deploy": "FAILED", "rollback": "NOT rolled back", "remove": "NOT removed"}
 
 
 @click.command()
@@ -220,7 +226,10 @@ async def _deploy(
 @json_option
 @click.argument("name")
 @click.option(
-    "--to", "version", default=None, help="Version to go back to (default: the previous)."
+    "--to",
+    "version",
+    default=None,
+    help="Version to go back to (default: the previous; after `remove`, the removed one).",
 )
 def rollback(config_path: Path | None, as_json: bool, name: str, version: str | None) -> None:
     """Serve an earlier deployed version of NAME again."""
@@ -250,7 +259,7 @@ def _one(config_path: Path | None, as_json: bool, request: dict[str, Any], name:
         reply = asyncio.run(go())
     except RoseyError as e:
         raise click.ClickException(str(e)) from e
-    click.echo(json.dumps(reply) if as_json else _report(name, reply))
+    click.echo(json.dumps(reply) if as_json else _report(name, reply, request["action"]))
     if not reply.get("success"):
         sys.exit(1)
 

@@ -129,19 +129,26 @@ def worker(config_path: Path | None, log_format: str | None) -> None:
 @config_option
 @json_option
 def validate(config_path: Path | None, as_json: bool) -> None:
-    """Check every manifest (and that their commands do not clash) without starting anything."""
-    from runtime.config import manifest
-    from runtime.core.registry import Registry
+    """Check every manifest and legacy plugin, that no two claim a name or a command, and that
+    all their code imports (in one throwaway process), without starting anything."""
+    from runtime.deploy import check
 
     settings = settings_or_exit(config_path)
-    try:
-        registry = Registry(manifest.load_dir(settings.manifests_dir))
-    except RoseyError as e:
-        raise _fail(e) from e
+    found = check.validate(settings)
     if as_json:
-        click.echo(json.dumps({"valid": True, "functions": [f.name for f in registry]}))
-    else:
-        click.echo(f"{len(registry)} manifests valid: {', '.join(f.name for f in registry)}")
+        answer = {"valid": not found.problems, "functions": found.functions}
+        click.echo(json.dumps({**answer, "plugins": found.plugins, "problems": found.problems}))
+        if found.problems:
+            sys.exit(1)
+        return
+    for problem in found.problems:
+        click.echo(problem, err=True)
+    if found.problems:
+        count = len(found.problems)
+        raise click.ClickException(f"{count} problem{'s' if count > 1 else ''} found")
+    click.echo(f"{len(found.functions)} functions valid: {', '.join(found.functions)}")
+    if found.plugins:
+        click.echo(f"{len(found.plugins)} legacy plugins valid: {', '.join(found.plugins)}")
 
 
 @cli.command()
@@ -218,6 +225,9 @@ async def _invoke(
                 command_subject(route.function.name), payload, wait
             )
             return reply
+        except RoseyError:
+            await _unserved(bus, word, route.function.name)
+            raise
         finally:
             await bus.close()
     from runtime.host import serve as service
@@ -225,12 +235,28 @@ async def _invoke(
     return await service.invoke_once(settings, route.function.name, payload, wait)
 
 
+async def _unserved(bus: Any, word: str, name: str) -> None:
+    """After a failed request: when no running runtime serves `name` (`rosey remove`d, say),
+    raise that instead of NATS's "no responders"."""
+    from runtime.cli.deploy import gather_status
+
+    served = {f["name"] for status in await gather_status(bus) for f in status["functions"]}
+    if name not in served:
+        raise click.ClickException(
+            f"no such command: {word!r} belongs to {name}, which the running Rosey does not "
+            "serve (removed with `rosey remove`?); `rosey ls` lists what it serves"
+        )
+
+
 @cli.command(name="contract")
+@config_option
 @click.option("--markdown", is_flag=True, help="Print docs/contracts.md.")
-def show_contract(markdown: bool) -> None:
+def show_contract(config_path: Path | None, markdown: bool) -> None:
     """Print the NATS contract's JSON Schemas (or the generated Markdown)."""
     from runtime.wire import contract
 
+    if config_path is not None:  # the contract is the same whatever the settings say
+        settings_or_exit(config_path)
     if markdown:
         click.echo(contract.render_markdown(), nl=False)
     else:

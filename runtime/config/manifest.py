@@ -18,6 +18,8 @@ from runtime.constants import (
     DEFAULT_CONCURRENCY,
     DEFAULT_QUARANTINE_FAILURES,
     DEFAULT_QUARANTINE_WINDOW,
+    DEFAULT_REPLY_CHARS,
+    DEFAULT_REPLY_LINES,
     DEFAULT_TIMEOUT,
 )
 from runtime.errors import ManifestError
@@ -95,6 +97,9 @@ class Function:
     memory: int = 0  # bytes a process-isolated worker may use; 0: no limit
     quarantine_failures: int = DEFAULT_QUARANTINE_FAILURES
     quarantine_window: float = DEFAULT_QUARANTINE_WINDOW
+    # Reply caps (manifest `reply`): lines and characters one invocation may say in all.
+    reply_lines: int = DEFAULT_REPLY_LINES
+    reply_chars: int = DEFAULT_REPLY_CHARS
     source: str = "<memory>"
 
     @property
@@ -248,6 +253,8 @@ def parse(data: Any, source: str = "<memory>") -> Function:
         quarantine_window=float(
             (data.get("quarantine") or {}).get("window", DEFAULT_QUARANTINE_WINDOW)
         ),
+        reply_lines=int((data.get("reply") or {}).get("max_lines", DEFAULT_REPLY_LINES)),
+        reply_chars=int((data.get("reply") or {}).get("max_chars", DEFAULT_REPLY_CHARS)),
         source=source,
     )
 

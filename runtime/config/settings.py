@@ -13,10 +13,18 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from runtime.config.manifest import display_path, load_yaml
 from runtime.constants import DEFAULT_PREFIX, HEARTBEAT_INTERVAL
-from runtime.errors import ConfigError, ManifestError
+from runtime.errors import ConfigError, HttpError, ManifestError
 
 DEFAULT_CONFIG = Path("rosey.yaml")
 ENV_PREFIX = "ROSEY_"
+DEFAULT_LISTEN = "127.0.0.1:8080"
+LISTEN_OFF = ("", "off", "0", "no", "false")
+# Settings that take one of a few words (log_level in any case, as the logging module does).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    "log_format": ("text", "json"),
+    "isolation.default": ("none", "process"),
+}
 
 
 @dataclass
@@ -87,8 +95,8 @@ class IsolationSettings:
 class HttpSettings:
     # host:port of /healthz, /readyz and /metrics. Loopback by default: metrics name functions and
     # users' traffic, so exposing them is a deliberate choice. "off" turns the endpoint off; port 0
-    # picks a free port.
-    listen: str = "127.0.0.1:8080"
+    # picks a free port, and so does the default when another process holds port 8080.
+    listen: str = DEFAULT_LISTEN
 
 
 @dataclass
@@ -129,6 +137,16 @@ class Settings:
     heartbeat_interval: float = HEARTBEAT_INTERVAL
     sync_workers: int = 32  # threads for sync handlers, shared by all functions
     drain_timeout: float = 10.0
+    # The config file as the user named it (default rosey.yaml), for messages; not a setting.
+    source: str = field(default=str(DEFAULT_CONFIG), init=False, compare=False)
+
+    def check(self, plugins: bool = True) -> None:
+        """What can be checked before any server starts, beyond what `load` checked: the HTTP
+        address and (`plugins`) that every plugin package in plugins.enabled/standalone exists."""
+        parse_listen(self.http.listen)
+        if plugins:
+            for key in ("enabled", "standalone"):
+                plugin_folders(self.plugins, getattr(self.plugins, key), self.source, key)
 
     def resolve(self, base: Path) -> Settings:
         """Paths relative to the folder of the config file."""
@@ -149,7 +167,7 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     environ = os.environ if environ is None else environ
     explicit = path is not None
     path = path or DEFAULT_CONFIG
-    source = display_path(path)
+    source = str(path)  # as the user gave it: messages name the file they typed
     data: Any = {}
     if path.exists():
         try:
@@ -163,8 +181,38 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     data = _interpolate(source, data, environ, "")
     settings = _build(Settings, data, source, "")
     _apply_env(settings, environ)
+    settings.source = source
     base = path.resolve().parent if path.exists() else Path.cwd()
     return settings.resolve(base)
+
+
+def parse_listen(listen: str) -> tuple[str, int] | None:
+    """`host:port` (IPv6 as `[::1]:8080`) → (host, port); None when the endpoint is off."""
+    value = listen.strip()
+    if value.lower() in LISTEN_OFF:
+        return None
+    host, colon, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise HttpError(listen, 'expected host:port such as "127.0.0.1:8080", or "off"')
+    return host, int(port)
+
+
+def plugin_folders(
+    plugins: PluginsSettings, names: list[str], source: str, key: str = "enabled"
+) -> list[Path]:
+    """The package folder of each plugin named in plugins.<key>; ConfigError for a missing one."""
+    folders = []
+    for name in names:
+        folder = plugins.dir / name
+        if not (folder / "__init__.py").exists():
+            raise ConfigError(
+                source,
+                f"plugins.{key}",
+                f"{name!r}: no plugin package {display_path(folder)}/__init__.py",
+            )
+        folders.append(folder)
+    return folders
 
 
 def _interpolate(source: str, value: Any, environ: Mapping[str, str], key: str) -> Any:
@@ -195,7 +243,7 @@ def _build(cls: type, data: Any, source: str, key: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(source, key, f"expected a mapping, got {data!r}")
     hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - names)
     if unknown:
         where = f"{key}.{unknown[0]}" if key else str(unknown[0])
@@ -239,10 +287,20 @@ def _convert(hint: Any, value: Any, source: str, key: str) -> Any:
         if hint is str:
             if not isinstance(value, str | int | float) or isinstance(value, bool):
                 raise ValueError
-            return str(value)
+            return _choice(str(value), source, key)
     except (TypeError, ValueError) as e:
         raise ConfigError(source, key, f"expected {_type_name(hint)}, got {value!r}") from e
     return value
+
+
+def _choice(value: str, source: str, key: str) -> str:
+    choices = CHOICES.get(key)
+    if choices is None:
+        return value
+    folded = value.upper() if key == "log_level" else value
+    if folded not in choices:
+        raise ConfigError(source, key, f"expected one of {', '.join(choices)}, got {value!r}")
+    return folded
 
 
 def _convert_collection(hint: Any, value: Any, source: str, key: str) -> Any:
@@ -275,6 +333,8 @@ def env_keys(cls: type = Settings, prefix: str = ENV_PREFIX, key: str = "") -> d
     out: dict[str, str] = {}
     hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
         dotted = f"{key}.{f.name}" if key else f.name
         hint = hints[f.name]
         inner = next((a for a in get_args(hint) if dataclasses.is_dataclass(a)), hint)

@@ -155,7 +155,8 @@ class Bundle:
         return f
 
     def materialize(self, root: Path) -> Path:
-        """Write the source files under root/<name>/<hash>/ and return that folder."""
+        """Write the source files under root/<name>/<hash>/ and return that folder, with the
+        marker that makes tracebacks show the author's paths (functions/<file>, loader.ORIGIN)."""
         folder = root / self.name / self.hash
         for rel, text in self.files.items():
             path = (folder / rel).resolve()
@@ -163,6 +164,9 @@ class Bundle:
                 raise DeployError(self.name, f"file path {rel!r} leaves the bundle")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, "utf-8")
+        if loader.ORIGIN not in self.files:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / loader.ORIGIN).write_text("functions", "utf-8")
         return folder
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol
 from runtime.config.manifest import Function
 from runtime.constants import ACTIONS, SEND_CHAT, SEND_PM
 from runtime.core.channel import Channel
+from runtime.core.delivery import Budget
 from runtime.core.registry import Route
 from runtime.errors import StoreError, SubjectDenied
 
@@ -122,6 +123,8 @@ class Context:
         self.collected: list[str] | None = None
         # Why the function acted (ctx.explain): recorded in this invocation's activation record.
         self.reason = ""
+        # What this invocation may still say, over reply, send_chat and send_pm together.
+        self.budget = Budget.of(function)
 
     @property
     def name(self) -> str:
@@ -148,23 +151,24 @@ class Context:
         self.reason = str(reason)
 
     async def reply(self, text: str | list[str]) -> None:
-        for line in lines(text):
-            if self.collected is not None:
-                self.collected.append(line)
-            elif self.event.source == "pm" and self.event.user:
+        if self.collected is not None:
+            self.collected.extend(self.budget.admit(lines(text)))
+            return
+        for line in lines(text):  # send_chat and send_pm draw each line on the budget
+            if self.event.source == "pm" and self.event.user:
                 await self.send_pm(self.event.user, line)
             else:
                 await self.send_chat(line, self.event.channel)
 
     async def send_chat(self, text: str, channel: str | None = None) -> None:
-        for line in lines(text):
+        for line in self.budget.admit(lines(text)):
             payload: dict[str, Any] = {"message": line}
             if channel or self.event.channel:
                 payload["channel"] = channel or self.event.channel
             await self._publish(SEND_CHAT, payload)
 
     async def send_pm(self, user: str, text: str) -> None:
-        for line in lines(text):
+        for line in self.budget.admit(lines(text)):
             payload: dict[str, Any] = {"to": user, "message": line}
             if self.event.channel:
                 payload["channel"] = self.event.channel

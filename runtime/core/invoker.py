@@ -5,39 +5,36 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
 from nats.aio.msg import Msg
 
-from runtime.config.manifest import Function, SubjectSpec, example_words
+from runtime.config.manifest import Function, SubjectSpec
 from runtime.constants import (
-    ACTIONS,
     QUEUE_PER_SLOT,
     SEND_CHAT,
-    SEND_EMOTE,
-    SEND_PM,
     ErrorCode,
     command_subject,
     queue_group,
     request_subject,
 )
+from runtime.core import delivery
 from runtime.core.activation import Activation, Observer, Outcome, new_id, notify
 from runtime.core.breaker import Breaker
-from runtime.core.context import Context, Event, Listener, SyncContext, lines
+from runtime.core.context import Context, Event, Listener, SyncContext
+from runtime.core.examples import check_examples
 from runtime.core.loader import Loaded, is_async
 from runtime.core.permissions import check_rank, denial_line
 from runtime.core.registry import Route
 from runtime.errors import (
+    BusError,
     ContractError,
-    DeployError,
     FunctionBusy,
-    InvalidInput,
     InvocationError,
     InvocationTimeout,
     PermissionDenied,
@@ -120,41 +117,7 @@ class Invoker:
 
     async def check_examples(self) -> None:
         """Run the manifest's examples against this version; raises DeployError on a mismatch."""
-        f = self.function
-        for i, example in enumerate(f.examples):
-            word, *args = example_words(example.input)
-            route = self._command(word)
-            event = Event(
-                kind="command",
-                subject=command_subject(f.name),
-                command=route.name,
-                args=tuple(args),
-                user="example",
-                rank=example.rank,
-                raw_message=example.input,
-            )
-            said: list[str] = []
-
-            async def capture(subject: str, payload: Any, said: list[str] = said) -> None:
-                # Examples must not speak in the channel: what they send is captured instead.
-                if subject in (SEND_CHAT, SEND_PM):
-                    said.append(payload["message"])
-
-            ctx = Context(f, event, capture, self._example_request, self.catalog, self.db, self.log)
-            ctx.collected = said
-            try:
-                result = await self._run(
-                    self.code.handler(f.handler_for(route.name) or ""), event, ctx
-                )
-            except RoseyError as e:
-                raise DeployError(f.name, f"examples[{i}] {example.input!r}: {e}") from e
-            said.extend(lines(result) if isinstance(result, str | list | tuple) else [])
-            reply = "\n".join(said)
-            if not re.search(example.expect, reply):
-                raise DeployError(
-                    f.name,
-                    f"examples[{i}] {example.input!r}: reply {reply!r} does not match {example.expect!r}",
-                )
+        await check_examples(self)
 
     # Inbound messages
 
@@ -229,28 +192,28 @@ class Invoker:
         )
         await self._invoke(msg, event, spec.handler or self.function.handler)
 
-    async def _example_request(self, subject: str, payload: Any, timeout: float) -> Any:
-        # A deploy's examples must not act in the live channel either: channel actions are
-        # answered with a refusal the function sees as a ChannelError; reads still go through.
-        if subject in ACTIONS or subject == SEND_EMOTE:
-            return contract.failure(
-                ErrorCode.PERMISSION_DENIED, "channel actions do not run in a deploy's examples"
-            )
-        return await self.bus.request(subject, payload, timeout)
-
     def _command(self, word: str) -> Any:
         commands = self.function.commands
         if word in commands:
             return commands[word]
         return next((c for c in commands.values() if word in c.aliases), None)
 
-    # Running a handler
+    # Running a handler: the one path of commands, requests, events, schedules and listen windows
 
     async def _invoke(self, msg: Msg, event: Event, target: str | None) -> None:
-        f = self.function
         if target is None:
-            await self._refuse(msg, ContractError(msg.subject, f"{f.name} has no handler for this"))
+            await self._refuse(
+                msg, ContractError(msg.subject, f"{self.function.name} has no handler for this")
+            )
             return
+        await self.invoke(event, target, msg)
+
+    async def invoke(self, event: Event, target: str, msg: Msg | None = None) -> str:
+        """Run `target` for `event` and answer: quarantine, concurrency, timeout, one activation
+        record and the stats, whatever the event came from (`msg`: the NATS message, if any)."""
+        f = self.function
+        if not event.id:  # schedules and listen windows: a correlation id of their own
+            event = replace(event, id=new_id())
         ctx = Context(
             f,
             event,
@@ -263,30 +226,49 @@ class Invoker:
             ),
             self.listener,
         )
-        if msg.reply and event.kind == "command":
+        requester = msg is not None and delivery.requester(msg)
+        if requester and event.kind == "command":
             ctx.collected = []
         if self.breaker.paused:
             paused = QuarantineError(f.name)
             self.stats.paused += 1
             self._record(event, "paused", 0.0, reason="quarantined after repeated failures")
             await self._tell(msg, event, str(paused), paused)
-            return
+            return "paused"
         self.stats.invocations += 1
         began = time.perf_counter()
         try:
+            outcome = await self._attempt(msg, event, ctx, target, requester)
+        finally:
+            if ctx.budget.cut:
+                self.log.warning(
+                    "%s %s: %s [%s]", f.name, f.version, ctx.budget.summary(), event.id
+                )
+        if outcome == "ok":
+            cut = ctx.budget.summary() if ctx.budget.cut else ""
+            self._record(event, "ok", time.perf_counter() - began, error=cut, reason=ctx.reason)
+        elif outcome in ("error", "timeout"):
+            await self._failed(event)
+        return outcome
+
+    async def _attempt(
+        self, msg: Msg | None, event: Event, ctx: Context, target: str, requester: bool
+    ) -> str:
+        f, began = self.function, time.perf_counter()
+        try:
             result = await self._run(self.code.handler(target), event, ctx)
+            await self._deliver(msg, event, ctx, result, requester)
         except FunctionBusy as e:
             self.stats.busy += 1
             self._record(event, "busy", time.perf_counter() - began, error=str(e))
             await self._tell(msg, event, str(e), e)
-            return
+            return "busy"
         except InvocationTimeout as e:
             self.stats.timeouts += 1
             self._record(event, "timeout", time.perf_counter() - began, error=str(e))
             self.log.warning("%s [%s]", e, event.id)
             await self._tell(msg, event, f"Sorry, {event.command or f.name} took too long.", e)
-            await self._failed(event)
-            return
+            return "timeout"
         except InvocationError as e:
             if e.code == ErrorCode.INVALID_INPUT:
                 # The caller's input could not be used (a name the database refuses, the
@@ -294,8 +276,8 @@ class Invoker:
                 self.stats.invalid += 1
                 self._record(event, "invalid", time.perf_counter() - began, error=str(e))
                 self.log.warning("%s (handler %s) [%s]", e, target, event.id)
-                await self._tell(msg, event, _invalid_line(event, f.name, e), e)
-                return
+                await self._tell(msg, event, delivery.invalid_line(event.command, f.name, e), e)
+                return "invalid"
             self.stats.errors += 1
             self._record(
                 event, "error", time.perf_counter() - began, error=str(e), reason=ctx.reason
@@ -310,10 +292,18 @@ class Invoker:
                 exc_info=None if isinstance(e.__cause__, WorkerError) else e.__cause__,
             )
             await self._tell(msg, event, f"Sorry, {event.command or f.name} failed.", e)
-            await self._failed(event)
-            return
-        self._record(event, "ok", time.perf_counter() - began, reason=ctx.reason)
-        await self._deliver(msg, event, ctx, result)
+            return "error"
+        except BusError as e:
+            # NATS would not take the answer (disconnected, say): not the function's fault, so
+            # not counted towards quarantine, but not "ok" either.
+            self.stats.errors += 1
+            self._record(
+                event, "error", time.perf_counter() - began, error=f"answer not delivered: {e}"
+            )
+            self.log.error("%s %s: answer not delivered: %s [%s]", f.name, f.version, e, event.id)
+            await self._tell(msg, event, f"Sorry, {event.command or f.name} failed.", e)
+            return "undelivered"
+        return "ok"
 
     async def _failed(self, event: Event) -> None:
         """Count a failure; on the one that trips the breaker, tell the channel's moderators."""
@@ -427,47 +417,42 @@ class Invoker:
         if future.done() and not future.cancelled() and future.exception() is not None:
             self.log.debug("late sync handler ended with %r", future.exception())
 
-    # Answers
+    # Answers (runtime/core/delivery.py: the reply caps, what a return value may be)
 
-    async def _deliver(self, msg: Msg, event: Event, ctx: Context, result: Any) -> None:
+    async def _deliver(
+        self, msg: Msg | None, event: Event, ctx: Context, result: Any, requester: bool
+    ) -> None:
+        f = self.function
         if event.kind == "request":
-            await self.bus.respond(msg, contract.ok(result))
+            if msg is not None:
+                await delivery.respond(self.bus, msg, f, contract.ok(result))
             return
-        if isinstance(result, str | list | tuple):
-            await ctx.reply(list(result) if not isinstance(result, str) else result)
-        elif result is not None and not isinstance(result, dict):
-            self.log.warning(
-                "%s returned %s; expected str, list of str, dict or None",
-                self.function.name,
-                type(result).__name__,
-            )
-        if ctx.collected is not None:
-            await self.bus.respond(msg, contract.ok({"replies": ctx.collected}))
+        said = delivery.chat_lines(f, result)
+        if said:
+            await delivery.send(ctx.reply, f, said)
+        if requester and msg is not None and ctx.collected is not None:
+            await delivery.respond(self.bus, msg, f, contract.ok({"replies": ctx.collected}))
 
-    async def _tell(self, msg: Msg, event: Event, line: str, error: RoseyError) -> None:
-        """One short line to the user (or a structured error to a requester), never a traceback."""
-        if msg.reply:
-            await self.bus.respond(msg, contract.failure(error.code, line))
-            return
-        if event.kind != "command":
-            return
-        ctx = Context(self.function, event, self.bus.publish, self.bus.request)
+    async def _tell(self, msg: Msg | None, event: Event, line: str, error: RoseyError) -> None:
+        """One short line to the user (or a structured error to a requester), never a traceback.
+        A routed command that did not run also answers the router, which gives back its
+        cooldown."""
         try:
+            if msg is not None and delivery.requester(msg):
+                await self.bus.respond(msg, contract.failure(error.code, line))
+                return
+            if msg is not None and delivery.routed(msg) and not isinstance(error, delivery.RAN):
+                await self.bus.respond(msg, contract.failure(error.code, line))
+            if event.kind != "command":
+                return
+            ctx = Context(self.function, event, self.bus.publish, self.bus.request)
             await ctx.reply(line)
         except RoseyError as e:
-            self.log.warning("could not tell %s: %s", event.user, e)
+            self.log.warning("could not tell %s: %s", event.user or "the requester", e)
 
     async def _refuse(self, msg: Msg, error: ContractError) -> None:
         self.log.warning("refused message: %s", error)
         await self.bus.respond(msg, contract.failure(ErrorCode.INVALID_INPUT, str(error)))
-
-
-def _invalid_line(event: Event, name: str, error: InvocationError) -> str:
-    """One short line: the author's own words when they raised InvalidInput, else a generic one."""
-    cause = error.__cause__
-    if isinstance(cause, InvalidInput):
-        return cause.reason
-    return f"Sorry, {event.command or name} cannot use that input."
 
 
 def _brief(e: BaseException) -> str:

@@ -24,7 +24,6 @@ from nats.aio.msg import Msg
 
 from runtime.constants import CHAT, queue_group
 from runtime.core.context import Event
-from runtime.core.schedule import run_handler
 from runtime.errors import ContractError, RoseyError
 from runtime.wire import contract
 from runtime.wire.bus import Binding, Bus
@@ -98,7 +97,7 @@ class Listening:
             return
         await self.stop(function)
         event = Event(kind="expired", subject=CHAT, channel=window.channel)
-        await self._run(function, event, window.channel)
+        await self._run(function, event)
 
     async def _line(self, function: str, msg: Msg) -> None:
         window = self.windows.get(function)
@@ -121,14 +120,15 @@ class Listening:
             channel=channel,
             raw_message=text,
         )
-        await self._run(function, event, channel)
+        await self._run(function, event)
 
-    async def _run(self, function: str, event: Event, channel: str | None) -> None:
+    async def _run(self, function: str, event: Event) -> None:
         invoker = self.invokers().get(function)
         spec = invoker.function.listen if invoker else None
         if invoker is None or spec is None:
             await self.stop(function)
             return
-        target = spec.handler or invoker.function.handler
+        # The invoker's one invocation path, as for commands: quarantine, slots, timeout,
+        # activation record, stats; a returned str or list goes to the event's channel.
         with contextlib.suppress(RoseyError):
-            await run_handler(invoker, target, event, channel)
+            await invoker.invoke(event, spec.handler or invoker.function.handler)

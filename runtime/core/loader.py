@@ -6,11 +6,13 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import linecache
 import sys
 import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.machinery import SOURCE_SUFFIXES, FileFinder, SourceFileLoader
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
@@ -19,6 +21,10 @@ from runtime.config.manifest import Function
 from runtime.errors import LoadError
 
 Handler = Callable[[Any, Any], Any]
+
+# The file Bundle.materialize writes into a bundle's folder: the folder its files came from, as the
+# author knows it ("functions"), which tracebacks show instead of the bundle cache's path.
+ORIGIN = ".rosey-origin"
 
 
 class Loaded(Protocol):
@@ -45,6 +51,7 @@ class Code:
     prefix: str
     digest: str
     files: list[Path] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)  # entries of sys.path_importer_cache
 
     def handler(self, target: str) -> Handler:
         return self.handlers[target]
@@ -60,6 +67,7 @@ class Code:
         """Forget the modules this load created; running invocations keep their references."""
         for name in [m for m in sys.modules if m == self.prefix or m.startswith(self.prefix + ".")]:
             del sys.modules[name]
+        forget_folders(self.folders)
 
 
 def module_file(functions_dir: Path, module: str) -> Path:
@@ -93,6 +101,9 @@ def load(function: Function, functions_dir: Path) -> Code:
     code = Code(function, {}, prefix, digest(function, files), files)
     tops: dict[str, ModuleType] = {}
     try:
+        shown = origin(functions_dir)
+        if shown is not None:
+            code.folders = author_paths(functions_dir, shown)
         for target in sorted(function.handler_targets()):
             module_name, attr = target.split(":")
             module = _import(function, functions_dir, module_name, prefix, tops)
@@ -118,7 +129,10 @@ def _import(
         is_package = path.name == "__init__.py"
         name = f"{prefix}.{top}"
         spec = importlib.util.spec_from_file_location(
-            name, path, submodule_search_locations=[str(path.parent)] if is_package else None
+            name,
+            path,
+            loader=source_loader(name, path, functions_dir),
+            submodule_search_locations=[str(path.parent.absolute())] if is_package else None,
         )
         if spec is None or spec.loader is None:
             raise LoadError(function.name, module, f"{path} is not importable")
@@ -133,6 +147,65 @@ def _import(
         function.name, module, lambda: result.append(importlib.import_module(f"{prefix}.{module}"))
     )
     return result[0]
+
+
+# Tracebacks with the author's paths. A bundle is served from data_dir/bundles/<name>/<hash>/; its
+# code is compiled with the path its files had on the author's side (functions/hello.py) as the
+# code objects' filename, and that source is put in linecache, so a traceback shows the author's
+# file and the deployed line. Modules keep their real __file__ (for files next to the code).
+
+
+def origin(folder: Path) -> str | None:
+    """The author's name for `folder` when it is a materialized bundle, else None."""
+    try:
+        return (folder / ORIGIN).read_text("utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+class AuthorLoader(SourceFileLoader):
+    """Source files compiled with `shown` + their path below `root` as their filename."""
+
+    def __init__(self, fullname: str, path: str, root: Path, shown: str) -> None:
+        super().__init__(fullname, path)
+        self.root, self.shown = root.absolute(), shown
+
+    def get_code(self, fullname: str) -> Any:
+        path = self.get_filename(fullname)
+        source = self.get_data(path)
+        shown = f"{self.shown}/{Path(path).absolute().relative_to(self.root).as_posix()}"
+        text = importlib.util.decode_source(source)
+        linecache.cache[shown] = (len(text), None, text.splitlines(True), shown)
+        return compile(source, shown, "exec", dont_inherit=True)
+
+
+def source_loader(name: str, path: Path, folder: Path, shown: str | None = None) -> Any:
+    """The loader of a top module in `folder`: an AuthorLoader in a bundle, else the default."""
+    shown = shown or origin(folder)
+    if shown is None:
+        return None
+    return AuthorLoader(name, str(path), folder, shown)
+
+
+def author_paths(folder: Path, shown: str) -> list[str]:
+    """Make the submodules of packages in `folder` load with AuthorLoader too: a finder for each
+    of its directories in sys.path_importer_cache, which imports consult for a package's
+    __path__. Returns the entries, for forget_folders."""
+    entries = []
+    folder = folder.absolute()  # importlib.invalidate_caches() drops relative entries
+    # FileFinder calls loader(fullname, path); its stubs want a Loader class.
+    make: Any = lambda fullname, path: AuthorLoader(fullname, path, folder, shown)  # noqa: E731
+    for directory in [folder, *(p for p in sorted(folder.rglob("*")) if p.is_dir())]:
+        sys.path_importer_cache[str(directory)] = FileFinder(
+            str(directory), (make, SOURCE_SUFFIXES)
+        )
+        entries.append(str(directory))
+    return entries
+
+
+def forget_folders(entries: list[str]) -> None:
+    for entry in entries:
+        sys.path_importer_cache.pop(entry, None)
 
 
 def execute(name: str, module: str, run: Callable[[], Any]) -> None:

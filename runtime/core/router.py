@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 import shlex
 import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from nats.aio.msg import Msg
 
-from runtime.constants import CHAT, PM, SEND_CHAT, SEND_PM, command_subject
+from runtime.config.manifest import Command
+from runtime.constants import CHAT, PM, ROUTED_REPLY, SEND_CHAT, SEND_PM, command_subject
 from runtime.core.activation import Activation, Observer, Outcome, new_id, notify
-from runtime.core.cooldowns import SharedCooldowns
+from runtime.core.cooldowns import SharedCooldowns, exempt
 from runtime.core.permissions import check_rank, denial_line
 from runtime.core.registry import Registry, Route
 from runtime.errors import ContractError, PermissionDenied, RoseyError
@@ -26,6 +29,8 @@ BUILTIN = "rosey"  # `!rosey enable <function>`, unless a function claims the co
 
 # (args, user, rank) → the line to answer
 Admin = Callable[[list[str], str, float], Awaitable[str]]
+# Cooldown bookings that an invoker may still give back, at most this many at once.
+MAX_PENDING = 10_000
 
 
 def parse(text: str, prefix: str) -> tuple[str, list[str]] | None:
@@ -70,13 +75,20 @@ class Router:
         # The built-in `!rosey` command (runtime/ops/enable.py), where `rosey run` provides it.
         self.admin = admin
         # A queue group, so that several runtimes route each chat line once.
+        # A command booked for a cooldown is routed with a reply subject under `unrun`: the
+        # invoker that does not run it (busy, paused, refused) answers there, in whichever
+        # runtime it is, and the booking is given back (cooldowns start only when a command runs).
+        self.unrun = f"{ROUTED_REPLY}.{uuid.uuid4().hex}"
+        self.booked: OrderedDict[str, tuple[Command, str, str | None, float, float]] = OrderedDict()
         self.bindings = Bindings(
             [
                 Binding(bus, CHAT, self.on_message, ROUTER_QUEUE),
                 Binding(bus, PM, self.on_message, ROUTER_QUEUE),
+                Binding(bus, f"{self.unrun}.*", self.on_not_run),
             ]
         )
         self.routed = 0
+        self.released = 0
 
     async def start(self) -> None:
         await self.bindings.start()
@@ -115,7 +127,8 @@ class Router:
             self._record(correlation, route, payload, "denied", str(e))
             await self._answer(payload, source, denial_line(user, e))
             return
-        wait = await self.cooldowns.remaining(command, user, payload.get("channel"), rank)
+        channel = payload.get("channel")
+        wait = await self.cooldowns.remaining(command, user, channel, rank, token=correlation)
         if wait > 0:
             self._record(correlation, route, payload, "cooldown", f"{wait:.1f}s left")
             await self._answer(
@@ -134,14 +147,43 @@ class Router:
             "id": correlation,
             "time": payload.get("time") or int(time.time() * 1000),
         }
-        if payload.get("channel") is not None:
-            routed["channel"] = payload["channel"]
+        if channel is not None:
+            routed["channel"] = channel
+        reply = ""
+        if command.cooldown > 0 and not exempt(command, rank) and not route.function.external:
+            # External functions (other processes, legacy plugins) would take a reply subject
+            # for a requester's: their cooldown is kept as booked.
+            reply = f"{self.unrun}.{correlation}"
+            self._remember(correlation, (command, user, channel, rank))
         try:
             # Built here from a payload checked on the way in: no need to check it again.
-            await self.bus.publish(command_subject(route.function.name), routed, checked=True)
+            await self.bus.publish(
+                command_subject(route.function.name), routed, reply=reply, checked=True
+            )
             self.routed += 1
         except RoseyError as e:
             log.error("could not route !%s from %s: %s", word, user, e)
+            await self._release(correlation)
+
+    async def on_not_run(self, msg: Msg) -> None:
+        """An invoker did not run a routed command: give its cooldown booking back."""
+        await self._release(msg.subject.rsplit(".", 1)[-1])
+
+    def _remember(self, correlation: str, booking: tuple[Command, str, str | None, float]) -> None:
+        now = time.monotonic()
+        while self.booked and (
+            len(self.booked) >= MAX_PENDING or next(iter(self.booked.values()))[4] <= now
+        ):
+            self.booked.popitem(last=False)  # expired, or the oldest past the bound
+        self.booked[correlation] = (*booking, now + booking[0].cooldown)
+
+    async def _release(self, correlation: str) -> None:
+        booking = self.booked.pop(correlation, None)
+        if booking is None:
+            return
+        command, user, channel, rank, _ = booking
+        if await self.cooldowns.release(command, user, channel, rank, correlation):
+            self.released += 1
 
     def _record(
         self, correlation: str, route: Route, payload: dict[str, Any], outcome: Outcome, reason: str

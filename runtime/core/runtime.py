@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from runtime.config.settings import Settings
 from runtime.constants import PLATFORM_HEARTBEAT, PLATFORM_SHUTDOWN, PLATFORM_STARTUP
 from runtime.core import loader
 from runtime.core.activation import Observer
+from runtime.core.context import SyncContext
 from runtime.core.cooldowns import SharedCooldowns
 from runtime.core.invoker import Invoker
 from runtime.core.listen import Listening
@@ -31,6 +34,7 @@ from runtime.core.router import Admin, Router
 from runtime.core.schedule import Schedules
 from runtime.core.usage import Usage, UsageService
 from runtime.errors import ConfigError, DeployError, LoadError, RegistryError, RoseyError
+from runtime.process import reaped
 from runtime.wire.bus import Bus
 
 log = logging.getLogger("rosey.runtime")
@@ -62,6 +66,101 @@ class Wiring:
     swap_hooks: Sequence[SwapHook] = ()
     admin: Admin | None = None
     isolate: Isolate | None = None
+
+
+class HandlerThreads(Executor):
+    """The threads of sync handlers: up to `size`, started as needed, each job labelled while it
+    runs. Daemon threads, unlike ThreadPoolExecutor's (joined at interpreter exit): a handler
+    that never returns cannot be stopped, and must not keep the process from exiting, so
+    Runtime.stop names the calls it abandons and the process ends without them."""
+
+    def __init__(self, size: int, name: str = "rosey-sync") -> None:
+        self.size, self.name = size, name
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]]
+        self._jobs = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._lock = threading.Lock()
+        self._closed = False
+        self.running: dict[int, tuple[str, float]] = {}  # thread id → (label, started)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot run a handler after shutdown")
+            self._jobs.put((future, lambda: fn(*args, **kwargs), args))
+            if self._idle > 0:
+                self._idle -= 1
+            elif len(self._threads) < self.size:
+                thread = threading.Thread(
+                    target=self._work, name=f"{self.name}_{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+        return future
+
+    def _work(self) -> None:
+        me = threading.get_ident()
+        while True:
+            future, call, args = self._jobs.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            self.running[me] = (_label(args), time.monotonic())
+            try:
+                future.set_result(call())
+            except BaseException as e:
+                future.set_exception(e)
+            finally:
+                self.running.pop(me, None)
+                del future, call, args
+            with self._lock:
+                if self._closed:
+                    return
+                self._idle += 1
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """No new jobs; queued ones are cancelled. Running ones cannot be stopped: see `running`."""
+        with self._lock:
+            self._closed = True
+        while True:
+            try:
+                future, _, _ = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            future.cancel()
+
+
+def _label(args: tuple[Any, ...]) -> str:
+    """Which invocation a job runs: the Invoker submits (handler, event, SyncContext)."""
+    ctx = next((a for a in args if isinstance(a, SyncContext)), None)
+    if ctx is None:
+        return "a sync call"
+    event = ctx.event
+    what = f"!{event.command}" if event.kind == "command" else event.subject
+    return f"{ctx.function.name} {ctx.function.version} {what} [{event.id}]"
+
+
+class Reaped:
+    """In-process code whose handlers' forked processes end with their call (runtime.process)."""
+
+    def __init__(self, code: Loaded) -> None:
+        self.code, self.function = code, code.function
+
+    def handler(self, target: str) -> loader.Handler:
+        return reaped(self.code.handler(target), self.function.name)
+
+    async def start(self) -> None:
+        await self.code.start()
+
+    async def stop(self) -> None:
+        await self.code.stop()
+
+    def purge(self) -> None:
+        self.code.purge()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.code, name)
 
 
 @dataclass
@@ -117,7 +216,7 @@ class Runtime:
         self._functions = functions
         self.registry = Registry()
         self.invokers: dict[str, Invoker] = {}
-        self.executor = ThreadPoolExecutor(settings.sync_workers, thread_name_prefix="rosey-sync")
+        self.executor = HandlerThreads(settings.sync_workers)
         self.usage = Usage()
         self.observers: tuple[Observer, ...] = (*wiring.observers, self.usage)
         self.usage_service = UsageService(bus, self.usage)
@@ -164,7 +263,7 @@ class Runtime:
                     function.name, function.source, "isolation: process needs a worker host here"
                 )
             return self.wiring.isolate(function, folder)
-        return loader.load(function, folder)
+        return Reaped(loader.load(function, folder))
 
     async def swap(self, function: Function, folder: Path) -> SwapReport:
         """Serve a new version of `function` (or a new function) without dropping a command.
@@ -305,15 +404,29 @@ class Runtime:
         await self.schedules.stop_all()
         await self.listening.stop_all()
         await self.usage_service.stop()
-        if self.router:
-            await self.router.stop(self.settings.drain_timeout)
-        await asyncio.gather(*(i.stop(self.settings.drain_timeout) for i in self.invokers.values()))
+        # One drain_timeout for all: the router's drain and the functions' run together.
+        drain = self.settings.drain_timeout
+        stopping = [i.stop(drain) for i in self.invokers.values()]
+        await asyncio.gather(*stopping, *([self.router.stop(drain)] if self.router else []))
         for invoker in self.invokers.values():
             invoker.code.purge()
+            if invoker.abandoned:
+                log.warning(
+                    "%s %s: %d call(s) still running after drain_timeout (%gs) were abandoned",
+                    invoker.function.name,
+                    invoker.function.version,
+                    invoker.abandoned,
+                    drain,
+                )
         self.invokers = {}
         self.started_at = 0.0
-        # Threads stuck in a hung sync handler cannot be stopped; do not wait for them.
+        # A thread in a sync handler cannot be stopped: each is named, and ends with the process.
         self.executor.shutdown(wait=False, cancel_futures=True)
+        now = time.monotonic()
+        for label, started in list(self.executor.running.values()):
+            log.warning(
+                "abandoned %s: a sync handler still running after %.1fs", label, now - started
+            )
 
     @property
     def busy(self) -> int:

@@ -81,36 +81,6 @@ class Scheduler:
         return bool(await self.redis.set(key, "1", nx=True, ex=ttl))
 
 
-async def run_handler(invoker: Any, target: str, event: Any, channel: str | None) -> None:
-    """Run a handler outside a NATS message (schedules, listeners): the invoker's slots and
-    timeout apply, its activations are recorded, and a returned str or list goes to chat."""
-    from runtime.core.context import Context, lines
-    from runtime.errors import RoseyError
-
-    f = invoker.function
-    ctx = Context(
-        f,
-        event,
-        invoker.bus.publish,
-        invoker.bus.request,
-        invoker.catalog,
-        invoker.db,
-        listener=invoker.listener,
-    )
-    began = time.perf_counter()
-    try:
-        result = await invoker._run(invoker.code.handler(target), event, ctx)
-    except RoseyError as e:
-        invoker._record(event, "error", time.perf_counter() - began, error=str(e))
-        invoker.log.warning("%s %s: %s", event.kind, f.name, e)
-        return
-    invoker.stats.invocations += 1
-    invoker._record(event, "ok", time.perf_counter() - began)
-    if isinstance(result, str | list | tuple):
-        for line in lines(list(result) if not isinstance(result, str) else result):
-            await ctx.send_chat(line, channel)
-
-
 class Schedules:
     """The Schedulers of one runtime, one per function; they follow hot swaps."""
 
@@ -168,4 +138,6 @@ class Schedules:
             command=spec.name,
             channel=self.channel,
         )
-        await run_handler(invoker, spec.handler or invoker.function.handler, event, self.channel)
+        # The invoker's one invocation path: quarantine, slots, timeout, activation record, stats
+        # and failures counted as for commands; a returned str or list goes to the channel.
+        await invoker.invoke(event, spec.handler or invoker.function.handler)

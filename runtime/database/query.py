@@ -154,6 +154,24 @@ def sort(records: list[dict[str, Any]], orders: list[Order]) -> list[dict[str, A
     return out
 
 
+def select(
+    records: list[dict[str, Any]],
+    conditions: list[Condition],
+    orders: list[Order],
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """The page a query returns from `records` (each with its `id`), and how many matched.
+
+    What the Store computes for the records it read; its index walks give the same page (a
+    test holds them to it), so an in-memory stand-in for the database can use this alone.
+    """
+    matched = [r for r in records if matches(r, conditions)]
+    if limit == 0:
+        return [], len(matched)
+    return sort(matched, orders)[offset : offset + limit], len(matched)
+
+
 def _by(name: str) -> Callable[[dict[str, Any]], bytes]:
     return lambda record: dbcodec.value_key(record.get(name, MISSING))
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from runtime.config.manifest import Function
+from runtime.config.manifest import Function, display_path
 from runtime.constants import DEPLOY, DEPLOY_APPLY, DEPLOY_QUEUE, STATUS, ErrorCode
 from runtime.core import bundle
 from runtime.core.bundle import Bundle
@@ -83,7 +83,15 @@ class DeployService:
         """What the runtime starts with: deployed bundles take the place of the manifests of the
         same name on disk, and `removed` names are not served at all. Records their hashes."""
         settings = self.runtime.settings
+        _warn_missing(settings.functions_dir, settings.manifests_dir, on_disk)
         chosen = {f.name: (f, settings.functions_dir) for f in on_disk if f.name not in removed}
+        self.hashes = {f.name: _disk_hash(f, folder) for f, folder in chosen.values()}
+        for name in sorted({f.name for f in on_disk} & set(removed)):
+            log.warning(
+                "%s is on disk but was removed with `rosey remove`: not served "
+                "(`rosey deploy` or `rosey rollback` serves it again)",
+                name,
+            )
         usable: set[str] = set()
         for shipped in deployed:
             try:
@@ -96,7 +104,17 @@ class DeployService:
                     shipped.version,
                     e,
                 )
-        self.hashes = {f.name: _disk_hash(f, folder) for f, folder in chosen.values()}
+                continue
+            disk = next((f for f in on_disk if f.name == shipped.name), None)
+            on_disk_hash = self.hashes.get(shipped.name)  # "" when it cannot be built
+            if disk is not None and on_disk_hash and on_disk_hash != shipped.hash:
+                log.warning(
+                    "%s: serving the deployed %s (from Redis), not the different %s on disk; "
+                    "`rosey deploy` it to serve the one on disk",
+                    shipped.name,
+                    shipped.version,
+                    disk.version,
+                )
         self.hashes.update({b.name: b.hash for b in deployed if b.name in usable})
         return list(chosen.values())
 
@@ -131,6 +149,8 @@ class DeployService:
         action = payload["action"]
         if action == "remove":
             name = payload["name"]
+            if name not in self.runtime.registry:
+                return await self._not_served(name)
             report = await self._remove(name)
             self.hashes.pop(name, None)
             if self.versions:
@@ -159,6 +179,15 @@ class DeployService:
             await self.versions.save(bundle)
         peers = await self._announce({"action": "apply", "name": bundle.name, "hash": bundle.hash})
         return contract.ok({"report": asdict(report), "status": "swapped", "peers": peers})
+
+    async def _not_served(self, name: str) -> dict[str, Any]:
+        """The answer to removing a function this runtime does not serve: nothing changed."""
+        removed = await self.versions.removed() if self.versions else set()
+        why = "it was removed already" if name in removed else "no function has that name"
+        return contract.failure(
+            ErrorCode.RECORD_NOT_FOUND,
+            f"{name} is not served ({why}); nothing changed (`rosey ls` lists what is served)",
+        )
 
     async def _swap(self, bundle: Bundle) -> Any:
         function = bundle.function()
@@ -264,6 +293,25 @@ class DeployService:
                 }
             )
         return {"runtime": self.id, "pid": os.getpid(), "functions": functions}
+
+
+def _warn_missing(functions_dir: Path, manifests_dir: Path, on_disk: Sequence[Function]) -> None:
+    """Say so when the folders functions are read from are missing or hold none."""
+    for folder, key in ((functions_dir, "functions_dir"), (manifests_dir, "manifests_dir")):
+        if not folder.is_dir():
+            log.warning(
+                "no %s folder %s (%s): no function on disk is served; run Rosey from your "
+                "project folder or set %s in rosey.yaml",
+                folder.name,
+                display_path(folder),
+                key,
+                key,
+            )
+            return
+    if not on_disk:
+        log.warning(
+            "%s holds no manifests: no function on disk is served", display_path(manifests_dir)
+        )
 
 
 def _disk_hash(function: Function, folder: Path) -> str:

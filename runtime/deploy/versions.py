@@ -81,23 +81,34 @@ class Versions:
         return [Bundle.from_json(item) for item in raw]
 
     async def find(self, name: str, version: str | None = None, hash: str | None = None) -> Bundle:
-        """A bundle from the history: by hash, by version, or (neither) the one before current."""
+        """A bundle from the history: by hash, by version, or (neither) the one to roll back to:
+        the one before current, or, after `rosey remove`, the removed one itself (the newest)."""
         history = await self.history(name)
         if hash:
             match = [b for b in history if b.hash == hash]
         elif version:
             match = [b for b in history if b.version == version]
-        else:
+        elif await self.is_current(name):
             match = history[1:2]
+        else:
+            match = history[:1]
         if not match:
             kept = ", ".join(b.version for b in history) or "none"
-            wanted = (
-                f"version {version}"
-                if version
-                else (f"bundle {hash}" if hash else "an earlier version")
-            )
-            raise DeployError(name, f"no {wanted} in the history (kept: {kept})")
+            if version:
+                wanted = f"no version {version}"
+            elif hash:
+                wanted = f"no bundle {hash}"
+            else:
+                wanted = "no earlier version" if history else "no deployed version"
+            raise DeployError(name, f"{wanted} in the history (kept: {kept})")
         return match[0]
+
+    async def is_current(self, name: str) -> bool:
+        """Whether a deployed bundle of `name` is current (deployed and not removed since)."""
+        try:
+            return bool(await self.redis.hexists(self._key("current"), name))
+        except RedisError as e:
+            raise StoreError("read bundles", str(e)) from e
 
     async def remove(self, name: str) -> None:
         try:

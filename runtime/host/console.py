@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
 import time
@@ -123,10 +124,12 @@ class Console:
         queue: asyncio.Queue[str] = asyncio.Queue()
 
         def pump() -> None:
-            # A daemon thread: a read blocked on a terminal must not keep Rosey from exiting.
-            for line in iter(stream.readline, ""):
-                loop.call_soon_threadsafe(queue.put_nowait, line)
-            loop.call_soon_threadsafe(queue.put_nowait, "")
+            # A daemon thread: a read blocked on a terminal must not keep Rosey from exiting,
+            # and a line (or the end of input) that comes after the loop closed is dropped.
+            with contextlib.suppress(RuntimeError, ValueError, OSError):
+                for line in iter(stream.readline, ""):
+                    loop.call_soon_threadsafe(queue.put_nowait, line)
+                loop.call_soon_threadsafe(queue.put_nowait, "")
 
         threading.Thread(target=pump, name="rosey-console", daemon=True).start()
         while line := await queue.get():

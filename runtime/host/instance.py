@@ -23,6 +23,7 @@ class Instance:
     redis_url: str | None
     pid: int
     token: str = ""  # the deploy token, so local commands can deploy without configuring one
+    http: str = ""  # the URL of /healthz, /readyz and /metrics; empty when the endpoint is off
 
 
 def state_path(settings: Settings) -> Path:
@@ -52,7 +53,11 @@ def find(settings: Settings) -> Instance | None:
     try:
         data = json.loads(state_path(settings).read_text())
         instance = Instance(
-            data["nats_url"], data.get("redis_url"), int(data["pid"]), data.get("token", "")
+            data["nats_url"],
+            data.get("redis_url"),
+            int(data["pid"]),
+            data.get("token", ""),
+            data.get("http", ""),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -39,6 +39,7 @@ from runtime.legacy.host import LegacyPlugins
 from runtime.ops.enable import EnableService
 from runtime.ops.logsetup import Redactor
 from runtime.ops.operations import Operations
+from runtime.process import Watchdog
 from runtime.wire.bus import Bus
 
 log = logging.getLogger("rosey.service")
@@ -46,9 +47,18 @@ log = logging.getLogger("rosey.service")
 
 @dataclass
 class _Ending:
-    """Why serving ended, for the runtime's shutdown announcement."""
+    """Why serving ended, for the runtime's shutdown announcement; and the watchdog that ends
+    the process if its shutdown outlives drain_timeout + 1 s, whatever functions do."""
 
     reason: str = "error"
+    watchdog: Watchdog | None = None
+
+    def arm(self, seconds: float) -> None:
+        self.watchdog = Watchdog(seconds, "shutdown")
+
+    def disarm(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
 
 
 async def serve(
@@ -66,7 +76,9 @@ async def serve(
     """
     ending = _Ending()
     keys = Namespace(settings.redis.prefix)  # every Redis key the runtime writes, under one prefix
+    settings.check(plugins=not worker)  # a bad setting stops Rosey before any server starts
     async with AsyncExitStack() as stack:
+        stack.callback(ending.disarm)  # last: the shutdown is over
         url, redis_url = await _servers(stack, settings, worker)
         bus = await Bus.connect(
             url,
@@ -118,28 +130,34 @@ async def serve(
         stack.push_async_callback(deploy.stop)
         await deploy.start()
         await operations.start(runtime)
+        http = operations.http.url if operations.http.running else ""
         served = database.bindings
         operations.probes.database_operations = lambda: {
             b.subject.removeprefix("database."): b.received for b in served
         }
         if not worker:
-            record(settings, Instance(url, redis_url, os.getpid(), token))
+            record(settings, Instance(url, redis_url, os.getpid(), token, http))
             stack.callback(forget, settings)
-        await _run(
-            stack,
-            settings,
-            bus,
-            runtime,
-            plugins,
-            connector,
-            operations,
-            ending,
-            worker=worker,
-            console_chat=console_chat,
-            user=user,
-            rank=rank,
-            stdin=stdin,
-        )
+        if http:  # once recorded: the line tells that commands of this folder can find it
+            print(f"rosey: HTTP {http} (/healthz, /readyz, /metrics)", file=sys.stderr)
+        try:
+            await _run(
+                stack,
+                settings,
+                bus,
+                runtime,
+                plugins,
+                connector,
+                operations,
+                ending,
+                worker=worker,
+                console_chat=console_chat,
+                user=user,
+                rank=rank,
+                stdin=stdin,
+            )
+        finally:
+            ending.arm(settings.drain_timeout + 1.0)  # the stack unwinds from here
     return 0
 
 

@@ -36,7 +36,7 @@ from runtime.constants import ErrorCode
 from runtime.core.context import Context, Event
 from runtime.errors import LoadError, RoseyError, WorkerError
 from runtime.isolation.worker import EXIT_MEMORY
-from runtime.process import die_with_parent
+from runtime.process import die_with_parent, kill_group
 
 log = logging.getLogger("rosey.isolation")
 
@@ -104,21 +104,30 @@ class Isolated:
             watcher.cancel()
         process = self.process
         if process is not None:
+            if self.calls:  # abandoned by the drain: no reason to wait for them
+                kill_group(process.pid)
             if process.stdin is not None:
                 process.stdin.close()  # end of input: the worker exits
             try:
-                async with asyncio.timeout(5):
+                async with asyncio.timeout(self.settings.kill_grace):
                     await process.wait()
             except TimeoutError:
-                process.kill()
-                await process.wait()
+                log.warning(
+                    "%s: worker %d did not exit within %gs of being stopped; killed",
+                    self.function.name,
+                    process.pid,
+                    self.settings.kill_grace,
+                )
+            # The worker's group: it, and whatever its handlers started that is still running.
+            kill_group(process.pid)
+            await process.wait()
         if self._reader is not None:
             await self._reader
 
     def purge(self) -> None:
-        """A safety net after stop(): no worker outlives its Invoker."""
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
+        """A safety net after stop(): no worker, nor anything it started, outlives its Invoker."""
+        if self.process is not None:
+            kill_group(self.process.pid)
 
     async def _spawn(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROSEY_")}
@@ -164,6 +173,7 @@ class Isolated:
                 self.function.name, "worker", f"the worker {describe(process.returncode)}"
             )
         self.process, self._born = process, time.monotonic()
+        self._on_exit(process.pid, functools.partial(kill_group, process.pid))
         self._reader = asyncio.create_task(self._read(process), name=f"worker-{self.function.name}")
         self._ready.set()
         log.debug("%s worker %d ready", self.function.name, process.pid)
@@ -207,7 +217,7 @@ class Isolated:
                 self.settings.kill_grace,
                 process.pid,
             )
-            process.kill()
+            kill_group(process.pid)
 
     def _send(self, process: asyncio.subprocess.Process, message: dict[str, Any]) -> None:
         stdin = process.stdin
@@ -235,7 +245,7 @@ class Isolated:
                 process.pid,
                 e,
             )
-            process.kill()
+            kill_group(process.pid)
         await _reap(process)
         self._ready.clear()
         lost = list(self.calls.values())
@@ -331,6 +341,24 @@ class Isolated:
         except Exception as e:
             answer.update(ok=False, error=f"{type(e).__name__}: {e}", type=type(e).__name__)
         self._send(process, answer)
+
+    def _on_exit(self, pid: int, then: Callable[[], None]) -> None:
+        """Call `then` as soon as process `pid` ends. Its standard output cannot tell: a process its
+        handler forked may hold the pipe open (and asyncio's wait() waits for the pipes too). So a
+        worker's death kills its group, which closes the pipe, and its calls fail at once."""
+        loop = asyncio.get_running_loop()
+        try:
+            fd = os.pidfd_open(pid)  # Linux 5.3: readable once the process ended
+        except OSError as e:
+            log.debug("no pidfd (%s): a worker's death is seen at the end of its output", e)
+            return
+
+        def ended() -> None:
+            loop.remove_reader(fd)
+            os.close(fd)
+            then()
+
+        loop.add_reader(fd, ended)
 
     async def _restart_later(self) -> None:
         while not self._stopping:

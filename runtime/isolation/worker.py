@@ -30,6 +30,7 @@ from runtime.constants import ErrorCode
 from runtime.core import loader
 from runtime.core.context import Context, Event, SyncContext
 from runtime.errors import LoadError, RoseyError, WorkerError
+from runtime.process import reaped
 
 # Exit status after a MemoryError: the heap may be in any state, so the worker starts afresh.
 EXIT_MEMORY = 70
@@ -208,7 +209,9 @@ class Worker:
         data = message["event"]
         event = Event(**{**data, "args": tuple(data["args"])})
         ctx = RemoteContext(self.function, event, self, call)
-        handler = self.code.handler(message["target"])
+        # A process the handler forks ends with the call (and the runtime kills this worker's
+        # whole process group when it ends).
+        handler = reaped(self.code.handler(message["target"]), self.function.name)
         try:
             if loader.is_async(handler):
                 value = await handler(event, ctx)

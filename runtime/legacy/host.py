@@ -19,7 +19,7 @@ from runtime.config.manifest import Function, display_path
 from runtime.config.settings import PluginsSettings
 from runtime.core.bundle import Bundle
 from runtime.core.runtime import Runtime, SwapReport
-from runtime.errors import ConfigError, DeployError, LoadError, RoseyError
+from runtime.errors import ConfigError, DeployError, LoadError, RegistryError, RoseyError
 from runtime.legacy import plugin as legacy
 from runtime.legacy.event_bus import EventBus
 
@@ -75,32 +75,49 @@ class LegacyPlugins:
         `plugins.standalone`. Call after Runtime.start with the same `deployed` and `removed`.
 
         A plugin that fails to load or start is logged and left out; the others still start.
+        A plugin whose name or command clashes with a function (or another plugin) is an
+        error: RegistryError naming both and the command, before any plugin starts.
         Returns the bundle hash of each plugin started from disk (the deploy service's record).
         """
+        shipped = {b.name: b for b in deployed if legacy.is_legacy(b) and b.name not in removed}
+        loaded: list[tuple[legacy.PluginCode, Path]] = []
+        try:
+            for folder in self._folders(self.settings.enabled):
+                try:
+                    code = legacy.load(folder, self.settings.ranks)
+                except LoadError as e:
+                    log.error("plugin in %s not started: %s", display_path(folder), e)
+                    continue
+                name = code.function.name
+                if name in removed or name in shipped:
+                    code.purge()  # removed by `rosey remove`, or a deployed version replaces it
+                    continue
+                loaded.append((code, folder))
+            routed = [
+                (legacy.function_of(legacy.read_info(f), self.settings.ranks, _init(f)), f)
+                for f in self._folders(self.settings.standalone)
+            ]
+            routed = [(function, f) for function, f in routed if function.name not in removed]
+            plugins = [
+                *(code.function for code, _ in loaded),
+                *(b.function() for b in shipped.values()),
+                *(function for function, _ in routed),
+            ]
+            problems = legacy.clashes(self.runtime.registry, plugins, replaces=shipped)
+            if problems:
+                raise RegistryError("\n".join(problems))
+        except BaseException:
+            for code, _ in loaded:
+                code.purge()
+            raise
         hashes: dict[str, str] = {}
-        shipped = {b.name: b for b in deployed if legacy.is_legacy(b)}
-        for folder in self._folders(self.settings.enabled):
-            try:
-                code = legacy.load(folder, self.settings.ranks)
-            except LoadError as e:
-                log.error("plugin in %s not started: %s", display_path(folder), e)
-                continue
-            name = code.function.name
-            if name in removed or name in shipped:
-                code.purge()  # removed by `rosey remove`, or a deployed version replaces it
-                continue
+        for code, folder in loaded:
             if await self._serve(code.function, folder, code):
-                hashes[name] = legacy.bundle_of(folder, code.function).hash
+                hashes[code.function.name] = legacy.bundle_of(folder, code.function).hash
         for bundle in shipped.values():
-            if bundle.name in removed:
-                continue
             await self._serve(bundle.function(), bundle.materialize(self.runtime.bundle_root))
-        for folder in self._folders(self.settings.standalone):
-            function = legacy.function_of(
-                legacy.read_info(folder), self.settings.ranks, f"{display_path(folder)}/__init__.py"
-            )
-            if function.name not in removed:
-                await self.runtime.swap(function, folder)  # routed only: the process subscribes
+        for function, folder in routed:
+            await self.runtime.swap(function, folder)  # routed only: the process subscribes
         if self.running:
             log.info("legacy plugins: %s", ", ".join(sorted(self.running)))
         return hashes
@@ -136,6 +153,10 @@ class LegacyPlugins:
                     function.name,
                     f"PLUGIN_INFO name is {code.function.name!r}, not {function.name!r}",
                 )
+            problems = legacy.clashes(self.runtime.registry, [function], replaces={function.name})
+            if problems:  # refused before its start() runs
+                code.purge()
+                raise DeployError(function.name, "; ".join(problems))
             instance = await self._launch(code)
             try:
                 report = await self.runtime.swap(function, folder)
@@ -195,9 +216,13 @@ class LegacyPlugins:
             folder = self.settings.dir / name
             if not (folder / "__init__.py").exists():
                 raise ConfigError(
-                    "rosey.yaml",
+                    getattr(self.runtime.settings, "source", "rosey.yaml"),  # as the user named it
                     "plugins",
                     f"{name!r}: no plugin package {display_path(folder)}/__init__.py",
                 )
             folders.append(folder)
         return folders
+
+
+def _init(folder: Path) -> str:
+    return f"{display_path(folder)}/__init__.py"

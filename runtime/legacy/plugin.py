@@ -10,7 +10,7 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -18,8 +18,10 @@ from typing import Any
 
 from runtime.config.manifest import Command, Function, display_path, dump_yaml
 from runtime.constants import RANKS
+from runtime.core import loader
 from runtime.core.bundle import Bundle, check_elsewhere, regular_file
 from runtime.core.loader import execute
+from runtime.core.registry import Registry
 from runtime.errors import ConfigError, DeployError, LoadError
 from runtime.legacy import coreimport
 
@@ -40,6 +42,7 @@ class PluginCode:
     prefix: str
     folder: Path
     migrations: list[str] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)  # entries of sys.path_importer_cache
 
     @property
     def start(self) -> Callable[..., Any]:
@@ -53,6 +56,7 @@ class PluginCode:
         """Forget the modules of this import; a running instance keeps its references."""
         for name in [m for m in sys.modules if m == self.prefix or m.startswith(self.prefix + ".")]:
             del sys.modules[name]
+        loader.forget_folders(self.folders)
 
 
 def is_plugin_dir(path: Path) -> bool:
@@ -83,14 +87,21 @@ def load(
     if not init.exists():
         raise LoadError(folder.name, where, "no __init__.py: not a plugin package")
     prefix = f"_rosey_legacy_{re.sub(r'[^A-Za-z0-9_]', '_', folder.name)}_{uuid.uuid4().hex[:10]}"
+    # A deployed bundle's files: tracebacks show the author's paths (plugins/<name>/...).
+    shown = where if loader.origin(folder) is not None else None
     spec = importlib.util.spec_from_file_location(
-        prefix, init, submodule_search_locations=[str(folder)]
+        prefix,
+        init,
+        loader=loader.source_loader(prefix, init, folder, shown) if shown else None,
+        submodule_search_locations=[str(folder.absolute())],
     )
     if spec is None or spec.loader is None:
         raise LoadError(folder.name, where, f"{init} is not importable")
     module = importlib.util.module_from_spec(spec)
     sys.modules[prefix] = module
     code = PluginCode(Function(folder.name, "0.0.0", ""), module, prefix, folder)
+    if shown:
+        code.folders = loader.author_paths(folder, shown)
     try:
         execute(folder.name, where, lambda: spec.loader.exec_module(module))  # type: ignore[union-attr]
         info = getattr(module, "PLUGIN_INFO", None)
@@ -152,6 +163,42 @@ def function_of(info: Any, ranks: Mapping[str, float], source: str) -> Function:
         commands=table,
         source=source,
     )
+
+
+def clashes(
+    served: Registry, plugins: Sequence[Function], replaces: Collection[str] = ()
+) -> list[str]:
+    """Every way `plugins` clash with the `served` functions and with each other, one line
+    each, naming the plugin, the command and the other function. A plugin may take the place
+    of a served function only if its name is in `replaces` (its deployed version)."""
+    problems: list[str] = []
+    registry = served
+    mine: dict[str, Function] = {}
+    for plugin in plugins:
+        found: list[str] = []
+        here = f"plugin {plugin.name!r} ({plugin.source})"
+        other = mine.get(plugin.name) or (
+            served.get(plugin.name) if plugin.name not in replaces else None
+        )
+        if other is not None:
+            kind = "plugin" if plugin.name in mine else "function"
+            found.append(f"{here}: its name is already taken by {kind} ({other.source})")
+        for command in plugin.commands.values():
+            for word in (command.name, *command.aliases):
+                route = registry.resolve(word)
+                if route is None or route.function.name == plugin.name:
+                    continue
+                owner = route.function
+                kind = "plugin" if owner.name in mine else "function"
+                found.append(
+                    f"{here}: command {word!r} is already a command of {kind} "
+                    f"{owner.name!r} ({owner.source})"
+                )
+        problems += found
+        if not found:
+            registry = registry.replace(plugin)
+            mine[plugin.name] = plugin
+    return problems
 
 
 def version_of(raw: Any) -> str:
@@ -235,9 +282,15 @@ def _check_here(folder: Path) -> dict[str, Any]:
 
 def read_info(folder: Path) -> Any:
     """PLUGIN_INFO without running the plugin: the literal in __init__.py, else an import."""
+    init = folder / "__init__.py"
     try:
-        tree = ast.parse((folder / "__init__.py").read_text("utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError) as e:
+        tree = ast.parse(init.read_text("utf-8"))
+    except SyntaxError as e:
+        where = f"{display_path(init)}:{e.lineno}"
+        raise LoadError(
+            folder.name, display_path(folder), f"syntax error at {where}: {e.msg}"
+        ) from e
+    except (OSError, UnicodeDecodeError) as e:
         raise LoadError(folder.name, display_path(folder), f"cannot read __init__.py: {e}") from e
     for node in tree.body:
         target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)

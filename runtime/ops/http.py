@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import time
@@ -10,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
+from runtime.config.settings import parse_listen
 from runtime.errors import HttpError
 from runtime.ops.metrics import Metrics
 
@@ -18,19 +20,7 @@ log = logging.getLogger("rosey.http")
 # A readiness check: (ready, one line saying why). It must not hang; each gets CHECK_TIMEOUT.
 Check = Callable[[], Awaitable[tuple[bool, str]]]
 CHECK_TIMEOUT = 2.0
-OFF = ("", "off", "0", "no", "false")
-
-
-def parse_listen(listen: str) -> tuple[str, int] | None:
-    """`host:port` (IPv6 as `[::1]:8080`) → (host, port); None when the endpoint is off."""
-    value = listen.strip()
-    if value.lower() in OFF:
-        return None
-    host, colon, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not colon or not host or not port.isdigit() or int(port) > 65535:
-        raise HttpError(listen, 'expected host:port such as "127.0.0.1:8080", or "off"')
-    return host, int(port)
+__all__ = ["HttpServer", "parse_listen"]  # parse_listen lives with the settings it checks
 
 
 class HttpServer:
@@ -43,14 +33,21 @@ class HttpServer:
         metrics: Metrics | None = None,
         checks: Mapping[str, Check] | None = None,
         check_timeout: float = CHECK_TIMEOUT,
+        fallback: bool = False,
     ) -> None:
-        self.listen, self.metrics = listen, metrics
+        """`fallback`: when the port is taken, listen on a free one instead (the default
+        address, which a second Rosey on the same host would find taken)."""
+        self.listen, self.metrics, self.fallback = listen, metrics, fallback
         self.checks = dict(checks or {})
         self.check_timeout = check_timeout
         self.address = parse_listen(listen)
         self.port = 0
         self.started = time.monotonic()
         self._runner: web.AppRunner | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
 
     @property
     def url(self) -> str:
@@ -69,10 +66,23 @@ class HttpServer:
         # Probes hit these every few seconds: an access log line for each would drown the rest.
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
+            sock = _bind(host, port)
+        except OSError as e:
+            if not (self.fallback and port and e.errno == errno.EADDRINUSE):
+                await runner.cleanup()
+                raise HttpError(self.listen, e.strerror or str(e)) from e
+            try:
+                sock = _bind(host, 0)
+            except OSError as again:
+                await runner.cleanup()
+                raise HttpError(self.listen, again.strerror or str(again)) from again
+            log.warning(
+                "http.listen %s is taken (another Rosey on this host?); using port %d instead",
+                self.listen,
+                sock.getsockname()[1],
+            )
+        try:
             await web.SockSite(runner, sock).start()
         except OSError as e:
             sock.close()
@@ -124,3 +134,14 @@ class HttpServer:
             raise web.HTTPNotFound(text="metrics are off")
         body, content_type = self.metrics.render(request.headers.get("Accept", ""))
         return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from runtime import __version__
 from runtime.config.keys import Namespace
-from runtime.config.settings import Settings
+from runtime.config.settings import DEFAULT_LISTEN, Settings
 from runtime.core.activation import Observer
 from runtime.core.runtime import Runtime
 from runtime.errors import HttpError
@@ -118,6 +118,9 @@ class Operations:
                 "cytube": self.check_cytube,
                 "functions": self.check_functions,
             },
+            # The default port is shared by every Rosey on a host (`rosey worker` beside
+            # `rosey run`): when it is taken, a free one; a port chosen in rosey.yaml is kept.
+            fallback=settings.http.listen.strip() == DEFAULT_LISTEN,
         )
 
     @property

@@ -3,6 +3,7 @@ import re
 import signal
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from runtime.cli.main import cli
@@ -182,3 +183,86 @@ def test_a_second_run_in_the_same_folder_is_refused(project: Path) -> None:
         assert rosey(project, "invoke", "flip").returncode == 0  # the first one is unharmed
         server.send_signal(signal.SIGTERM)
         assert server.wait(20) == 0
+
+
+# A legacy plugin whose command a function has (issue 15, item 6), and `rosey validate`
+# checking the code (item 7).
+
+QUOTE_CLASH = (
+    "plugin 'quote-db' (plugins/quote-db/__init__.py): command 'quote' is already a command of "
+    "function 'quotes' (manifests/quotes.yaml)"
+)
+
+
+def with_quote_db(project: Path) -> Path:
+    import shutil
+
+    shutil.copytree(
+        ROOT / "tests" / "legacy_plugins" / "quote-db", project / "plugins" / "quote-db"
+    )
+    (project / "rosey.yaml").write_text("log_level: WARNING\nplugins:\n  enabled: [quote-db]\n")
+    return project
+
+
+def test_run_refuses_a_plugin_whose_command_a_function_has(project: Path) -> None:
+    result = rosey(with_quote_db(project), "run", stdin="!quote\n")
+    assert result.returncode == 1, result.stderr
+    assert QUOTE_CLASH in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "rosey: " not in result.stdout  # nothing was answered
+    assert not (project / ".rosey" / "runtime.json").exists()
+
+
+def test_validate_reports_a_plugin_whose_command_a_function_has(project: Path) -> None:
+    result = rosey(with_quote_db(project), "validate")
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert QUOTE_CLASH in lines
+    assert lines[-1] == "Error: 3 problems found"  # quote, addquote and delquote
+    (project / "plugins" / "quote-db" / "__init__.py").write_text(
+        (project / "plugins" / "quote-db" / "__init__.py")
+        .read_text()
+        .replace('["quote", "addquote", "delquote"]', '["saying"]')
+    )
+    fixed = rosey(project, "validate")
+    assert fixed.returncode == 0, fixed.stderr
+    assert fixed.stdout.splitlines()[-1] == "1 legacy plugins valid: quote-db"
+
+
+def test_validate_imports_every_function_in_one_process(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    from runtime.deploy import check
+
+    functions = project / "functions"
+    (functions / "why.py").write_text((functions / "why.py").read_text() + "\ndef oops(:\n")
+    lines = (functions / "dice.py").read_text().count("\n")
+    (functions / "dice.py").write_text(
+        (functions / "dice.py").read_text() + "import no_such_module_at_all\n"
+    )
+    (functions / "seen.py").write_text(  # what code prints does not confuse the check
+        (functions / "seen.py").read_text() + "print('hello from seen')\n"
+    )
+    started: list[list[str]] = []
+    real = subprocess.Popen
+
+    def popen(args: list[str], **options: object) -> subprocess.Popen[bytes]:
+        started.append(args)
+        return real(args, **options)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(check.subprocess, "Popen", popen)
+    monkeypatch.chdir(project)
+    result = CliRunner().invoke(cli, ["validate"])
+    assert result.exit_code == 1, result.output
+    assert len(started) == 1  # one process imports them all
+    why_lines = (functions / "why.py").read_text().count("\n")
+    problems = result.output.splitlines()
+    assert problems == [
+        "function 'dice': cannot load dice: ModuleNotFoundError at "
+        f"functions/dice.py:{lines + 1}: No module named 'no_such_module_at_all'",
+        f"function 'why': cannot load why: syntax error at functions/why.py:{why_lines}: "
+        "invalid syntax",
+        "Error: 2 problems found",
+    ]

@@ -218,3 +218,30 @@ def test_dev_deploys_what_differs_then_every_save(project: Path) -> None:
         assert not list((project / ".rosey").glob("dev-probe-*"))  # the probe folder is removed
         server.send_signal(signal.SIGTERM)
         assert server.wait(20) == 0
+
+
+def test_remove_invoke_and_rollback_say_what_happened(project: Path) -> None:
+    with start_server(project) as server:
+        for version in ("2.0.0", "3.0.0"):
+            add_hello(project, version)
+            assert rosey(project, "deploy", "functions/hello.py").returncode == 0
+        assert rosey(project, "remove", "hello").returncode == 0
+        gone = rosey(project, "invoke", "hi")
+        again = rosey(project, "remove", "hello")
+        back = rosey(project, "rollback", "hello")
+        served = rosey(project, "invoke", "hi")
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(20) == 0
+    assert gone.returncode == 1
+    assert "no such command: 'hi' belongs to hello, which the running Rosey does not serve" in (
+        gone.stderr
+    )
+    assert "no responders" not in gone.stderr
+    assert again.returncode == 1
+    assert again.stdout.strip() == (
+        "hello: NOT removed (RECORD_NOT_FOUND): hello is not served (it was removed already); "
+        "nothing changed (`rosey ls` lists what is served)"
+    )
+    assert back.returncode == 0, back.stdout
+    assert back.stdout.startswith("hello: (not served) → 3.0.0 in ")
+    assert served.stdout.strip() == "hello console from 3.0.0"

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from runtime.config import settings
-from runtime.errors import ConfigError
+from runtime.config.manifest import display_path
+from runtime.errors import ConfigError, HttpError
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -125,3 +126,56 @@ def test_nats_credentials_become_connect_options(tmp_path: Path) -> None:
         "user_credentials": "bot.creds",
     }
     assert auth_options(settings.Settings().nats) == {}
+
+
+def test_errors_name_the_config_path_as_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as missing:
+        settings.load(Path("/nope/rosey.yaml"), environ={})
+    (tmp_path / "r2.yaml").write_text("nats: {ulr: x}\n")
+    with pytest.raises(ConfigError) as wrong:
+        settings.load(Path("r2.yaml"), environ={})
+    assert str(missing.value) == "/nope/rosey.yaml: file not found"
+    assert str(wrong.value).startswith("r2.yaml: nats.ulr: unknown key")
+
+
+def test_log_level_and_other_choices_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as bogus:
+        settings.load(None, environ={"ROSEY_LOG_LEVEL": "bogus"})
+    with pytest.raises(ConfigError) as isolation:
+        settings.load(write(tmp_path, "isolation: {default: thread}\n"), environ={})
+    assert str(bogus.value) == (
+        "$ROSEY_LOG_LEVEL: log_level: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, "
+        "got 'bogus'"
+    )
+    assert "isolation.default: expected one of none, process, got 'thread'" in str(isolation.value)
+    s = settings.load(write(tmp_path, "log_level: debug\nlog_format: json\n"), environ={})
+    assert (s.log_level, s.log_format) == ("DEBUG", "json")
+
+
+def test_check_names_the_config_file_and_the_missing_plugin(tmp_path: Path) -> None:
+    path = tmp_path / "r2.yaml"
+    path.write_text("plugins: {enabled: [nope]}\nhttp: {listen: '127.0.0.1:8080'}\n")
+    s = settings.load(path, environ={})
+    with pytest.raises(ConfigError) as missing:
+        s.check()
+    s.check(plugins=False)  # a worker starts no plugins
+    s.http.listen = "8080"
+    with pytest.raises(HttpError) as listen:
+        s.check(plugins=False)
+    assert str(missing.value) == (
+        f"{path}: plugins.enabled: 'nope': no plugin package "
+        f"{display_path(tmp_path / 'plugins' / 'nope')}/__init__.py"
+    )
+    assert "expected host:port" in str(listen.value)
+
+
+def test_source_is_not_a_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="source: unknown key"):
+        settings.load(write(tmp_path, "source: x.yaml\n"), environ={})
+    assert "ROSEY_SOURCE" not in settings.env_keys()

@@ -98,3 +98,46 @@ def test_async_detection(tmp_path: Path) -> None:
     code = loader.load(function(), tmp_path)
     assert loader.is_async(code.handler("mod:f"))
     code.purge()
+
+
+def test_a_bundles_code_carries_the_authors_paths(tmp_path: Path) -> None:
+    """A materialized bundle's modules, a package's submodules included, are compiled with
+    functions/<file> as their filename (issue 15, item 15); a syntax error says it too."""
+    import traceback
+
+    from runtime.core.bundle import Bundle
+
+    text = 'name: t\nversion: "1.0.0"\ndescription: x\nhandler: "pkg:f"\n'
+    files = {
+        "pkg/__init__.py": "from .impl import f\n",
+        "pkg/impl.py": "from .util import g\ndef f(event, ctx):\n    return g()\n",
+        "pkg/util.py": "def g():\n    return 1 / 0\n",
+    }
+    folder = Bundle.create("t", "1.0.0", text, files).materialize(tmp_path / "bundles")
+    code = loader.load(function("pkg:f"), folder)
+    with pytest.raises(ZeroDivisionError) as info:
+        code.handler("pkg:f")(None, None)
+    shown = "".join(traceback.format_exception(info.value))
+    assert 'File "functions/pkg/impl.py", line 3, in f' in shown
+    assert 'File "functions/pkg/util.py", line 2, in g\n    return 1 / 0' in shown
+    assert str(folder) not in shown
+    module = sys.modules[f"{code.prefix}.pkg.util"]
+    assert module.__file__ == str((folder / "pkg" / "util.py").absolute())  # files beside it
+    code.purge()
+    assert not [p for p in sys.path_importer_cache if p.startswith(str(folder.absolute()))]
+
+    broken = Bundle.create("t", "1.0.0", text, {**files, "pkg/impl.py": "def f(:\n"})
+    error = load_error(broken.materialize(tmp_path / "bundles"), "pkg:f")
+    assert "syntax error at functions/pkg/impl.py:1" in error
+
+
+def test_files_on_disk_keep_their_own_paths(tmp_path: Path) -> None:
+    write(tmp_path, "mod.py", "def f(event, ctx):\n    return 1 / 0\n")
+    code = loader.load(function(), tmp_path)
+    with pytest.raises(ZeroDivisionError) as info:
+        code.handler("mod:f")(None, None)
+    tb = info.tb
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    assert tb.tb_frame.f_code.co_filename == str(tmp_path / "mod.py")
+    code.purge()

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -19,9 +19,11 @@ from runtime.constants import ErrorCode
 from runtime.database import codec as dbcodec
 from runtime.database import query as dbquery
 from runtime.database import scripts as dbscripts
+from runtime.database.service import DatabaseFailure
 from runtime.database.store import Store, connect_client
 from runtime.errors import ConfigError, ContractError, StoreError
 from runtime.host.servers import free_port
+from tests.fakedb import FakeDb
 
 
 def new_name() -> str:
@@ -552,5 +554,114 @@ def test_indexed_queries_answer_as_unindexed_ones(
         # And the unindexed answer is the plain reading of the filter.
         conditions = dbquery.parse_filter(flt)
         assert expected.count == len([r for r in everything if dbquery.matches(r, conditions)])
+
+    runner.run(run())
+
+
+# The function tests' in-memory ctx.db (tests/fnkit.py FakeDb) answers as the Store does.
+
+
+def fake_rows() -> FakeDb:
+    db = FakeDb()
+    for rid, data in ROWS:
+        db.set("rows", rid, data)
+    return db
+
+
+@pytest.mark.parametrize(("flt", "expected"), OPERATOR_CASES)
+def test_fake_db_filters_as_the_store(flt: dict[str, Any], expected: list[Any]) -> None:
+    db = fake_rows()
+    page = db.query("rows", flt)
+    assert ([r["id"] for r in page], page.count) == (expected, len(expected))
+    assert db.count("rows", flt) == len(expected)
+
+
+@pytest.mark.parametrize(("order", "expected"), ORDER_CASES)
+def test_fake_db_orders_as_the_store(order: Any, expected: list[Any]) -> None:
+    assert [r["id"] for r in fake_rows().query("rows", order_by=order)] == expected
+
+
+def test_fake_db_refuses_what_the_store_refuses() -> None:
+    db = fake_rows()
+    refused: list[tuple[Callable[[], Any], str]] = [
+        (lambda: db.query("rows", {"a": {"$regex": "x"}}), "filter.a: unknown operator $regex"),
+        (lambda: db.query("rows", {"a": {"$gt": 1, "b": 2}}), "filter.a: mixes"),
+        (lambda: db.query("rows", order_by=["a", " "]), "order_by[1]"),
+        (lambda: db.set("rows", 1, {"x": float("nan")}), "data.x"),
+        (lambda: db.set("rows", 1, {"id": 2}), "data.id"),
+        (lambda: db.update("rows", 4, inc={"name": 1}), "inc.name: the stored value"),
+        (lambda: db.update("rows", 4, {"n": 1}, {"n": 1}), "inc.n: the field is also in data"),
+    ]
+    for call, problem in refused:
+        with pytest.raises(DatabaseFailure) as info:
+            call()
+        assert problem in str(info.value)
+        assert info.value.code == ErrorCode.INVALID_INPUT
+    with pytest.raises(ContractError, match="limit"):  # DatabaseClient checks the contract
+        db.query("rows", limit=1001)
+    assert db.get("rows", 1) == {"id": 1, **ROWS[0][1]}
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    records=st.lists(
+        st.dictionaries(st.sampled_from(["a", "b"]), query_values, max_size=2), max_size=10
+    ),
+    changes=st.lists(
+        st.tuples(
+            st.sampled_from(["set", "new", "update", "inc", "delete"]),
+            st.integers(min_value=0, max_value=9),
+            query_values,
+        ),
+        max_size=6,
+    ),
+    flt=st.dictionaries(st.sampled_from(["a", "b", "id"]), conditions, max_size=2),
+    order=st.none() | st.sampled_from(["a", "a DESC", "b", ["b DESC", "a"], "id DESC"]),
+    offset=st.integers(min_value=0, max_value=3),
+)
+def test_fake_db_answers_as_the_store(
+    sync_store: tuple[asyncio.Runner, Store],
+    records: list[dict[str, Any]],
+    changes: list[tuple[str, int, Any]],
+    flt: dict[str, Any],
+    order: Any,
+    offset: int,
+) -> None:
+    runner, store = sync_store
+    coll, db = new_name(), FakeDb()
+
+    async def both(operation: str, *args: Any, **kwargs: Any) -> Any:
+        """The operation on the Store and on the fake: the same answer, or both refuse."""
+        try:
+            expected = await getattr(store, operation)(coll, *args, **kwargs)
+        except ContractError as e:
+            with pytest.raises(DatabaseFailure) as info:
+                getattr(db, operation)(coll, *args, **kwargs)
+            assert info.value.code == ErrorCode.INVALID_INPUT
+            assert e.problem in str(info.value)
+            return None
+        got = getattr(db, operation)(coll, *args, **kwargs)
+        assert strict(got) == strict(expected)
+        return got
+
+    async def run() -> None:
+        await store.declare_indexes(coll, ["a"])  # index walks and scans alike
+        for i, record in enumerate(records):
+            await both("set", i, record)
+        for op, i, value in changes:
+            if op in ("set", "new"):
+                await both("set", i if op == "set" else None, {"b": value})
+            elif op == "update":
+                await both("update", i, {"a": value})
+            elif op == "inc":
+                await both("update", i, inc={"a": 3})
+            else:
+                await both("delete", i)
+        expected = await store.query(coll, flt, order, limit=5, offset=offset)
+        got = db.query(coll, flt, order, limit=5, offset=offset)
+        assert (strict(got.records), got.count) == (strict(expected.records), expected.count)
+        assert db.count(coll, flt) == await store.count(coll, flt)
 
     runner.run(run())

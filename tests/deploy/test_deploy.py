@@ -1,5 +1,6 @@
 import asyncio
 import json
+import logging
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 
 from runtime.config import manifest
+from runtime.config.manifest import display_path
+from runtime.config.settings import Settings
 from runtime.core.bundle import Bundle
 from runtime.core.runtime import Runtime
 from runtime.deploy.service import DeployService
@@ -448,3 +451,73 @@ async def _gather(bus: Bus, payload: dict[str, Any]) -> list[dict[str, Any]]:
         while not got:
             await asyncio.sleep(0.01)
     return got
+
+
+async def test_removing_twice_says_it_was_removed_already(cluster: Start, bus: Bus) -> None:
+    await cluster()
+    remove = {"token": TOKEN, "action": "remove", "name": "echo"}
+    assert (await bus.request("rosey.deploy", remove))["success"]
+    again = await bus.request("rosey.deploy", remove)
+    unknown = await bus.request("rosey.deploy", {**remove, "name": "nothing"})
+    assert (again["success"], again["error_code"]) == (False, "RECORD_NOT_FOUND")
+    assert again["error"].startswith("echo is not served (it was removed already); nothing changed")
+    assert unknown["error"].startswith("nothing is not served (no function has that name)")
+
+
+async def test_rollback_after_remove_brings_back_the_removed_version(
+    cluster: Start, bus: Bus, chat: Chat
+) -> None:
+    await cluster()
+    for version in ("2.0.0", "3.0.0"):
+        assert (await deploy(bus, echo_bundle(version)))["success"]
+    remove = {"token": TOKEN, "action": "remove", "name": "echo"}
+    assert (await bus.request("rosey.deploy", remove))["success"]
+    back = await bus.request("rosey.deploy", {"token": TOKEN, "action": "rollback", "name": "echo"})
+    assert back["success"], back
+    assert (back["data"]["report"]["old_version"], back["data"]["report"]["new_version"]) == (
+        None,
+        "3.0.0",
+    )
+    assert await ask(chat, "!echo a") == "v3.0.0:a"
+    before = await bus.request(
+        "rosey.deploy", {"token": TOKEN, "action": "rollback", "name": "echo"}
+    )
+    assert before["data"]["report"]["new_version"] == "2.0.0"  # then the one before, as usual
+
+
+async def test_start_up_says_when_redis_wins_over_disk(
+    cluster: Start, bus: Bus, caplog: pytest.LogCaptureFixture
+) -> None:
+    await cluster()
+    assert (await deploy(bus, echo_bundle("2.0.0")))["success"]
+    caplog.set_level(logging.WARNING, "rosey.deploy")
+    late, _ = await cluster()  # its disk holds echo 1.0.0
+    assert late.registry.get("echo").version == "2.0.0"  # type: ignore[union-attr]
+    assert (
+        "echo: serving the deployed 2.0.0 (from Redis), not the different 1.0.0 on disk"
+        in caplog.text
+    )
+    caplog.clear()
+    remove = {"token": TOKEN, "action": "remove", "name": "echo"}
+    assert (await bus.request("rosey.deploy", remove))["success"]
+    later, _ = await cluster()
+    assert "echo" not in later.registry
+    assert "echo is on disk but was removed with `rosey remove`: not served" in caplog.text
+
+
+async def test_start_up_warns_without_functions_on_disk(
+    tmp_path: Path, bus: Bus, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(functions_dir=tmp_path / "functions", manifests_dir=tmp_path / "manifests")
+    service = DeployService(Runtime(settings, bus), bus, TOKEN)
+    caplog.set_level(logging.WARNING, "rosey.deploy")
+    assert service.choose([]) == []
+    assert (
+        f"no functions folder {display_path(tmp_path / 'functions')} (functions_dir): "
+        "no function on disk is served"
+    ) in caplog.text
+    caplog.clear()
+    (tmp_path / "functions").mkdir()
+    (tmp_path / "manifests").mkdir()
+    assert service.choose([]) == []
+    assert f"{display_path(tmp_path / 'manifests')} holds no manifests" in caplog.text

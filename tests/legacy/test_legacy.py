@@ -24,7 +24,7 @@ from runtime.database.service import DatabaseService
 from runtime.deploy import collect
 from runtime.deploy.service import DeployService
 from runtime.deploy.versions import Versions
-from runtime.errors import ConfigError, DeployError
+from runtime.errors import ConfigError, DeployError, RegistryError
 from runtime.legacy import plugin as legacy
 from runtime.legacy.host import LegacyPlugins
 from runtime.wire.bus import Bus
@@ -330,3 +330,122 @@ async def test_plugin_problems_are_reported(
         await serve(["nope"], folder=plugins)
     with pytest.raises(ConfigError, match=r"plugins.ranks.echo: 7 is not a CyTube rank"):
         legacy.load(plugins / "echo", {"echo": 7})
+
+
+# A plugin's command that clashes with a function's is an error everywhere (issue 15, item 6).
+
+SAYS_ECHO = {
+    "other": """\
+    name: other
+    version: "1.0.0"
+    description: Says echo too.
+    handler: other:f
+    commands:
+      echo: {}
+    """
+}
+SAYS_ECHO_CODE = {"other.py": "def f(event, ctx):\n    return 'other'\n"}
+
+
+async def test_a_plugin_clashing_with_a_function_fails_the_start(
+    make_runtime: MakeRuntime, chat: Chat, tmp_path: Path
+) -> None:
+    plugins = tmp_path / "plugins"
+    echo_plugin(plugins / "echo", "1.0.0")
+    settings = PluginsSettings(enabled=["echo"], dir=plugins)
+    runtime = await make_runtime(SAYS_ECHO, SAYS_ECHO_CODE, settings={"plugins": settings})
+    host = LegacyPlugins(runtime)
+    with pytest.raises(RegistryError) as info:
+        await host.start()
+    message = str(info.value)
+    assert message.startswith("plugin 'echo' (") and "plugins/echo/__init__.py): " in message
+    assert "command 'echo' is already a command of function 'other' (" in message
+    assert message.endswith("manifests/other.yaml)")
+    assert host.running == {}
+    assert not [m for m in sys.modules if m.startswith("_rosey_legacy_echo_")]
+    assert await ask(chat, "!echo hi") == "other"  # the function keeps its command
+    assert not [p for _, p in chat.sent if p["message"].startswith("started")]  # start() never ran
+
+
+async def test_a_plugin_clashing_with_another_plugin_fails_the_start(
+    serve: Serve, tmp_path: Path
+) -> None:
+    plugins = tmp_path / "plugins"
+    echo_plugin(plugins / "echo", "1.0.0")
+    (plugins / "parrot").mkdir()
+    (plugins / "parrot" / "__init__.py").write_text(
+        "PLUGIN_INFO = {'name': 'parrot', 'commands': ['Echo']}\n"
+        "def start(bus):\n    pass\n\ndef stop(state):\n    pass\n"
+    )
+    with pytest.raises(RegistryError) as info:
+        await serve(["echo", "parrot"], folder=plugins)
+    assert "plugin 'parrot' (" in str(info.value)
+    assert "command 'echo' is already a command of plugin 'echo' (" in str(info.value)
+
+
+async def test_a_plugin_deploy_clashing_with_a_function_names_both(
+    make_runtime: MakeRuntime,
+    bus: Bus,
+    tmp_path: Path,
+    deployer: Callable[[Runtime, LegacyPlugins | None], DeployService],
+) -> None:
+    runtime = await make_runtime(SAYS_ECHO, SAYS_ECHO_CODE)
+    host = LegacyPlugins(runtime, PluginsSettings(dir=tmp_path / "none"))
+    await host.start()
+    await deployer(runtime, host).start()
+    folder = echo_plugin(tmp_path / "plugins" / "echo", "1.0.0")
+    [shipped] = collect.collect([folder], tmp_path / "none", tmp_path / "none")
+    reply = await deploy(bus, shipped)
+    assert reply["success"] is False
+    assert reply["error"].startswith("echo: plugin 'echo' (")
+    assert "command 'echo' is already a command of function 'other' (" in reply["error"]
+    assert host.running == {} and runtime.registry.get("echo") is None
+    assert not [m for m in sys.modules if m.startswith("_rosey_legacy_echo_")]
+
+
+async def test_a_function_deploy_clashing_with_a_plugin_names_both(
+    serve: Serve,
+    bus: Bus,
+    tmp_path: Path,
+    deployer: Callable[[Runtime, LegacyPlugins | None], DeployService],
+) -> None:
+    plugins = tmp_path / "plugins"
+    echo_plugin(plugins / "echo", "1.0.0")
+    runtime, host = await serve(["echo"], folder=plugins)
+    await deployer(runtime, host).start()
+    mine = bundle.Bundle.create(
+        "mine",
+        "1.0.0",
+        'name: mine\nversion: "1.0.0"\ndescription: m\nhandler: "mine:f"\ncommands:\n  echo: {}\n',
+        {"mine.py": "def f(event, ctx):\n    return 'mine'\n"},
+        "manifests/mine.yaml",
+    )
+    reply = await deploy(bus, mine)
+    assert reply["success"] is False
+    echo = runtime.registry.get("echo")
+    assert echo is not None
+    assert reply["error"] == (
+        "mine: manifests/mine.yaml: commands.echo: 'echo' is already a command of 'echo' "
+        f"({echo.source})"
+    )
+    assert "mine" not in runtime.registry
+
+
+def test_a_deployed_plugins_tracebacks_show_the_authors_paths(tmp_path: Path) -> None:
+    """As LegacyPlugins.swap loads a deployed bundle: plugins/<name>/<file>, not the bundle
+    cache's path (issue 15, item 15)."""
+    import importlib
+    import traceback
+
+    folder = echo_plugin(tmp_path / "plugins" / "echo", "1.0.0")
+    (folder / "helper.py").write_text("def boom():\n    return 1 / 0\n")
+    function = legacy.function_of({"name": "echo", "version": "1.0.0", "commands": []}, {}, "x")
+    where = legacy.bundle_of(folder, function).materialize(tmp_path / "bundles")
+    code = legacy.load(where, source="plugins/echo")
+    helper = importlib.import_module(f"{code.prefix}.helper")
+    with pytest.raises(ZeroDivisionError) as info:
+        helper.boom()
+    code.purge()
+    shown = "".join(traceback.format_exception(info.value))
+    assert 'File "plugins/echo/helper.py", line 2, in boom\n    return 1 / 0' in shown
+    assert code.module.start.__code__.co_filename == "plugins/echo/__init__.py"

@@ -172,3 +172,22 @@ def test_each_runtime_has_its_own_registry() -> None:
     first(activation())
     text = second.render()[0].decode()
     assert "rosey_invocations_total{" not in text
+
+
+async def test_a_taken_port_falls_back_to_a_free_one_only_when_asked() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        strict = HttpServer(f"127.0.0.1:{port}")
+        with pytest.raises(HttpError) as refused:
+            await strict.start()
+        server = HttpServer(f"127.0.0.1:{port}", fallback=True)
+        await server.start()
+        try:
+            status, body = await fetch_json(server.url + "/healthz")
+        finally:
+            await server.stop()
+    assert "in use" in str(refused.value) and not strict.running
+    assert server.port not in (0, port)
+    assert (status, body["status"]) == (200, "ok")
