@@ -353,10 +353,8 @@ def _finish(
     limit: int,
     offset: int,
 ) -> Page:
-    matched = [r for r in records if dbquery.matches(r, conditions)]
-    if limit == 0:
-        return Page([], len(matched))
-    return Page(dbquery.sort(matched, orders)[offset : offset + limit], len(matched))
+    page, count = dbquery.select(records, conditions, orders, limit, offset)
+    return Page(page, count)
 
 
 def _pairs(data: Mapping[str, Any], rid: RecordId | None) -> list[str | bytes]:
