@@ -14,9 +14,11 @@ import os
 import secrets
 import signal
 import sys
+import tempfile
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 from typing import Any, TextIO
 
 from runtime.config import manifest
@@ -289,27 +291,48 @@ async def declare_indexes(store: Store, function: Function) -> None:
         await store.declare_indexes(collection, list(fields))
 
 
+async def _throwaway_database(
+    stack: AsyncExitStack, settings: Settings, bus: Bus, wiring: Wiring
+) -> Wiring:
+    """`database.*` for `rosey invoke`: a redis-server in a temporary folder, gone afterwards."""
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rosey-invoke-")))
+    redis_server = EmbeddedRedis(folder)
+    redis_url = redis_server.start()
+    stack.callback(redis_server.stop)
+    redis = await open_client(redis_url)
+    stack.push_async_callback(redis.aclose)
+    store = Store(redis, Namespace(settings.redis.prefix))
+    database = DatabaseService(bus, store)
+    stack.push_async_callback(database.stop, settings.drain_timeout)
+    await database.start()
+    return replace(
+        wiring,
+        db=lambda f: DatabaseClient(bus, f.name, f.collections),
+        preparers=(partial(declare_indexes, store),),
+    )
+
+
 async def invoke_once(
     settings: Settings, function: str, payload: dict[str, Any], timeout: float
 ) -> Any:
     """Start a private runtime on an embedded nats-server, send one command as a request, stop.
-    A local channel model answers ctx.channel; what the bot did there comes first in the
-    replies (`* rosey queued <title>`) and in `data.actions`."""
+    A function with `collections` gets a throwaway database (an embedded redis-server in a
+    temporary folder). A local channel model answers ctx.channel; what the bot did there comes
+    first in the replies (`* rosey queued <title>`) and in `data.actions`."""
     from runtime.constants import command_subject
     from runtime.host.localchannel import LocalChannel
 
+    functions = manifest.load_dir(settings.manifests_dir)
     async with AsyncExitStack() as stack:
         server = EmbeddedNats()
         url = server.start()
         stack.callback(server.stop)
         bus = await Bus.connect(url, name="rosey-invoke")
         stack.push_async_callback(bus.close)
-        runtime = Runtime(
-            settings,
-            bus,
-            route=False,
-            wiring=Wiring(isolate=isolator(settings.isolation, settings.log_level)),
-        )
+        wiring = Wiring(isolate=isolator(settings.isolation, settings.log_level))
+        if any(f.collections for f in functions if f.name == function):
+            wiring = await _throwaway_database(stack, settings, bus, wiring)
+        runtime = Runtime(settings, bus, functions, route=False, wiring=wiring)
         stack.push_async_callback(_stop_runtime, runtime, _Ending("invoke done"))
         did: list[str] = []
         person = {"name": payload.get("user", "console"), "rank": payload.get("rank", 0)}

@@ -197,3 +197,16 @@ async def test_poll_users_and_moderation(bus: Bus, local: tuple[LocalChannel, li
         "* poll closed: Tea? (yes: 1, no: 0)",
         "* rosey bans bob: spam",
     ]
+
+
+def test_invoke_gives_a_function_with_collections_a_throwaway_database(project: Path) -> None:
+    # media keeps who asked for what (collection media_requests); quotes stores the quote.
+    added = rosey(project, "invoke", "add", YT, "--rank", "1")
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.splitlines()[-1].startswith(f"console added {YT}")
+    quoted = rosey(project, "invoke", "addquote", "to", "be")
+    assert quoted.stdout.splitlines() == ["Quote #1 added."], quoted.stderr
+    # Throwaway: the next invoke starts from an empty database again.
+    again = rosey(project, "invoke", "addquote", "or", "not")
+    assert again.stdout.splitlines() == ["Quote #1 added."], again.stderr
+    assert not list(project.glob(".rosey/redis*"))  # nothing of it is left in the project
