@@ -11,6 +11,7 @@ from runtime.constants import ErrorCode
 from runtime.database import codec as dbcodec
 from runtime.database import query as dbquery
 from runtime.database import store as dbstore
+from runtime.database.client import update_payload
 from runtime.database.codec import RecordId
 from runtime.database.service import DatabaseFailure, subject
 from runtime.database.store import Page
@@ -50,8 +51,10 @@ class FakeDb:
             key = None if rid is None else dbcodec.normalize_id(rid)
             fields = _decoded(dbstore._pairs(data, key))
         if key is None:
-            key = self.seq.get(collection, 0)
-            while key == 0 or key in records:  # the Store's allocation: the next free integer
+            # The Store's allocation (scripts.SET): the counter always moves on, then skips
+            # numbers a caller used as explicit ids; a deleted id is never handed out again.
+            key = self.seq.get(collection, 0) + 1
+            while key in records:
                 key += 1
             self.seq[collection] = key
         records[key] = {**fields, "id": key}
@@ -64,12 +67,7 @@ class FakeDb:
         data: Mapping[str, Any] | None = None,
         inc: Mapping[str, int | float] | None = None,
     ) -> dict[str, Any] | None:
-        payload: dict[str, Any] = {"id": rid}
-        if data:
-            payload["data"] = dict(data)
-        if inc:
-            payload["inc"] = dict(inc)
-        records = self._coll("update", collection, payload)
+        records = self._coll("update", collection, update_payload(rid, data, inc))
         with _invalid("update"):
             key = dbcodec.normalize_id(rid)
             fields = _decoded(dbstore._pairs(data or {}, key))

@@ -46,6 +46,20 @@ async def request(
     return reply
 
 
+def update_payload(
+    record_id: RecordId,
+    data: Mapping[str, Any] | None = None,
+    inc: Mapping[str, int | float] | None = None,
+) -> dict[str, Any]:
+    """The `database.update` payload (without its collection) for these arguments."""
+    payload: dict[str, Any] = {"id": record_id}
+    if data:
+        payload["data"] = dict(data)
+    if inc:
+        payload["inc"] = dict(inc)
+    return payload
+
+
 class DatabaseClient:
     """`ctx.db`: the database over NATS, limited to the collections the manifest declares."""
 
@@ -80,12 +94,7 @@ class DatabaseClient:
         inc: Mapping[str, int | float] | None = None,
     ) -> dict[str, Any] | None:
         """Set `data` fields and add `inc` amounts atomically; the record after, or None."""
-        payload: dict[str, Any] = {"id": record_id}
-        if data:
-            payload["data"] = dict(data)
-        if inc:
-            payload["inc"] = dict(inc)
-        reply = await self._ask("update", collection, payload)
+        reply = await self._ask("update", collection, update_payload(record_id, data, inc))
         return reply.get("data") if reply["success"] else None
 
     async def query(
