@@ -6,20 +6,47 @@ import argparse
 import asyncio
 import sys
 import tempfile
+import time
+import traceback
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from runtime.host.servers import EmbeddedNats, EmbeddedRedis
 
-from . import Env, Row, Suite, database, deploy, dispatch, scale, startup, table, targets
+from . import (
+    Env,
+    Row,
+    Suite,
+    cli,
+    database,
+    deploy,
+    dispatch,
+    instructions,
+    startup,
+    table,
+    targets,
+)
 
 # Add a suite here: a module with an async run(env) -> Report.
 SUITES: list[Suite] = [
     Suite("dispatch", dispatch.run),
     Suite("database", database.run),
-    Suite("deploy", deploy.run),
     Suite("startup", startup.run),
-    Suite("scale", scale.run),
+    Suite("cli", cli.run),
+    Suite("deploy", deploy.run),
+    Suite("instructions", instructions.run),
 ]
+
+
+def run_async(work: Coroutine[Any, Any, Any]) -> Any:
+    """The load generator on uvloop when it is installed, so it is not the bottleneck."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(work)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(work)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,22 +59,36 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     suites = [s for s in SUITES if not args.only or s.name in args.only]
+    rows: list[Row] = []
+    notes: list[str] = []
+    failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="rosey-bench-") as tmp:
-        nats, redis = EmbeddedNats(Path(tmp) / "nats"), EmbeddedRedis(Path(tmp) / "redis")
+        # JetStream on, as `rosey run` starts its own: durable delivery is the default.
+        nats = EmbeddedNats(Path(tmp) / "nats", jetstream=True)
+        redis = EmbeddedRedis(Path(tmp) / "redis")
         try:
             env = Env(nats_url=nats.start(), redis_url=redis.start(), quick=args.quick)
-            rows: list[Row] = []
-            notes: list[str] = []
             for suite in suites:
+                began = time.perf_counter()
                 print(f"running {suite.name}...", file=sys.stderr, flush=True)
-                report = asyncio.run(suite.run(env))
+                try:
+                    report = run_async(suite.run(env))
+                except Exception as e:  # the other suites still run; the exit code says it
+                    traceback.print_exc()
+                    failed.append(f"suite {suite.name} FAILED: {type(e).__name__}: {e}"[:300])
+                    continue
+                print(
+                    f"  {suite.name}: {time.perf_counter() - began:.1f}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 rows += report.rows
                 notes += report.notes
         finally:
             nats.stop()
             redis.stop()
-    print(table(rows, [*notes, *targets.verdicts(rows)]))
-    return 0
+    print(table(rows, ["", *notes, *failed, *targets.verdicts(rows)]))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,301 +1,194 @@
-"""database.get/set/query through NATS: Rosey's DatabaseService against a hand-written responder.
+"""Unindexed `database.query` on `rosey run`: how long it takes, and how long it blocks Redis.
 
-Each responder runs in a process of its own (`python -m bench.database serve rosey|baseline`)
-so that the load generator, here, does not share its event loop. The baseline is what one
-would write by hand with nats-py and redis-py: parse, one Redis call, reply. It makes the same
-Redis calls as Rosey (HGETALL for get, the same Lua scripts for set and query) with the same
-client settings, and also runs a bounded task per request; what it skips is everything Rosey
-adds: contract validation, id and filter checks, query planning, the envelope's error paths.
+Records are written with `database.set` requests (64 in flight) to a `rosey run` of the bench's
+own, in a collection with no declared index; then `database.query` filters on an unindexed field
+(`{"group": 7}`, limit 10), so the database must read the whole collection or refuse. While the
+query runs, a separate redis-py connection sends PING after PING; the longest PING round trip is
+how long a client waited on Redis (baseline column: the longest PING over the same time with no
+query); SLOWLOG (commands of 0.1 ms or more) gives the longest single command Redis ran meanwhile,
+which is how long Redis itself was blocked, whatever the machine's load did to the PINGs (0.000:
+no command took 0.1 ms).
+With rosey.yaml's defaults: a refused query is shown as refused, with the reply's message; then
+the same query runs again on a `rosey run` with `database.scan_limit` raised out of the way (the
+`scan_limit raised` rows: what the limit prevents, not counted by the target).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
-import statistics
-import struct
-import sys
+import re
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import nats
+import redis.asyncio as aioredis
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 
-from . import Env, Report, Row
+from . import Env, Report, Row, median, procs
 
-COLLECTION = "bench"
-IN_FLIGHT = 128  # concurrent requests the generator keeps open
-SCORES = 10_000
-
-
-def sizes(quick: bool) -> tuple[int, int, int]:
-    """(records, requests per throughput figure, requests for the latency figure)."""
-    return (5_000, 2_000, 200) if quick else (100_000, 20_000, 2_000)
+COLLECTION = "benchscan"
+IN_FLIGHT = 64
+RAISED = "database: {scan_limit: 1000000}\n"
 
 
-def record(i: int, rng: random.Random) -> dict[str, Any]:
-    return {
-        "user": f"user{i}",
-        "score": rng.randrange(SCORES),
-        "text": f"quote number {i}",
-        "tags": ["a"],
-    }
+SLOWLOG_FROM_US = 100
+SLOWLOG_LEN = 4096
+QUERY = json.dumps({"collection": COLLECTION, "filter": {"group": 7}, "limit": 10}).encode()
 
 
-async def load(env: Env, records: int) -> None:
-    from runtime.database.store import Store
-
-    store = await Store.connect(env.redis_url)
-    try:
-        await store.declare_indexes(COLLECTION, ["score"])
-        rng = random.Random(1)
-        for start in range(1, records + 1, 64):  # 64 at a time: as many Redis connections
-            batch = range(start, min(start + 64, records + 1))
-            await asyncio.gather(*(store.set(COLLECTION, i, record(i, rng)) for i in batch))
-    finally:
-        await store.close()
+def sizes(quick: bool) -> tuple[list[int], int]:
+    """(collection sizes, queries per size)."""
+    return ([1_000, 3_000], 1) if quick else ([1_000, 10_000, 100_000], 3)
 
 
-def workloads(records: int, requests: int) -> dict[str, list[bytes]]:
-    rng = random.Random(2)
-
-    def encode(payload: dict[str, Any]) -> bytes:
-        return json.dumps(payload).encode()
-
-    ids = [rng.randint(1, records) for _ in range(requests)]
-    return {
-        "get": [encode({"collection": COLLECTION, "id": i}) for i in ids],
-        "set": [encode({"collection": COLLECTION, "id": i, "data": record(i, rng)}) for i in ids],
-        "query": [
-            encode(
-                {
-                    "collection": COLLECTION,
-                    "filter": {"score": {"$gte": rng.randrange(SCORES)}},
-                    "order_by": "score DESC",
-                    "limit": 10,
-                }
-            )
-            for _ in ids
-        ],
-    }
-
-
-async def throughput(nc: Client, subject: str, payloads: list[bytes]) -> float:
-    """Requests per second with IN_FLIGHT requests open at a time."""
-    queue = iter(payloads)
-    failures: list[bytes] = []
+async def fill(nc: Client, start: int, stop: int) -> None:
+    numbers = iter(range(start, stop))
 
     async def worker() -> None:
-        for payload in queue:
-            reply = await nc.request(subject, payload, timeout=30)
-            if not reply.data.startswith(b'{"success":true') and not reply.data.startswith(
-                b'{"success": true'
-            ):
-                failures.append(reply.data)
+        for i in numbers:
+            data = {"n": i, "text": f"line number {i}", "group": i % 100}
+            payload = {"collection": COLLECTION, "id": i, "data": data}
+            reply = json.loads(
+                (await nc.request("database.set", json.dumps(payload).encode(), 30)).data
+            )
+            if not reply.get("success"):
+                raise RuntimeError(f"database.set failed: {reply}")
 
-    queue = iter(payloads[: len(payloads) // 5])  # warm-up: connections, caches, scripts
     await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
-    queue = iter(payloads)
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
-    elapsed = time.perf_counter() - started
-    if failures:
-        raise RuntimeError(f"{subject}: {len(failures)} failed, such as {failures[0][:200]!r}")
-    return len(payloads) / elapsed
 
 
-async def latency(nc: Client, subject: str, payloads: list[bytes]) -> float:
-    """Median milliseconds of one request at a time."""
-    times = []
-    for payload in payloads:
-        started = time.perf_counter()
-        await nc.request(subject, payload, timeout=30)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+async def pings(redis: aioredis.Redis, done: asyncio.Event) -> float:
+    """The longest PING round trip, in ms, until `done`."""
+    worst = 0.0
+    while not done.is_set():
+        began = time.perf_counter()
+        await redis.ping()
+        worst = max(worst, time.perf_counter() - began)
+    return worst * 1000
 
 
-async def responder(env: Env, which: str) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.database",
-        "serve",
-        which,
-        env.nats_url,
-        env.redis_url,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    line = await proc.stdout.readline()
-    if line.strip() != b"ready":
-        raise RuntimeError(f"the {which} responder did not start: {line!r}")
-    return proc
+@dataclass(frozen=True)
+class Result:
+    took: float  # ms the query took
+    ping: float  # the longest PING round trip during it, ms
+    command: float  # the longest single Redis command during it (SLOWLOG), ms
+    reply: dict[str, Any]
 
 
-async def measure(env: Env, work: dict[str, list[bytes]], samples: int) -> dict[str, float]:
-    """Each figure for Rosey and the baseline in turn, `rounds` times; the best of each.
-
-    Taking turns (rather than all of Rosey, then all of the baseline) spreads whatever else the
-    machine does over both sides alike; both responders run throughout, the idle one costs nothing.
-    """
-    rounds = 1 if env.quick else 3
-    procs = [await responder(env, "rosey"), await responder(env, "baseline")]
-    nc = await nats.connect(env.nats_url, name="bench-load")
-    found: dict[str, float] = {}
+async def query(nc: Client, redis: aioredis.Redis) -> Result:
+    done = asyncio.Event()
+    await redis.slowlog_reset()
+    pinger = asyncio.create_task(pings(redis, done))
+    await asyncio.sleep(0.01)  # the PING loop is under way before the query starts
+    began = time.perf_counter()
     try:
-        for op in ("get", "set", "query", "p50"):
-            for _ in range(rounds):
-                for side in ("database", "baseline"):
-                    if op == "p50":
-                        value = await latency(nc, f"{side}.query", work["query"][:samples])
-                        best = min(value, found.get(f"{side}.{op}", value))
-                    else:
-                        value = await throughput(nc, f"{side}.{op}", work[op])
-                        best = max(value, found.get(f"{side}.{op}", value))
-                    found[f"{side}.{op}"] = best
-    finally:
-        await nc.close()
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.close()  # a responder stops at the end of its input
-            await proc.wait()
-    return found
+        msg = await nc.request("database.query", QUERY, timeout=120)
+        reply = json.loads(msg.data)
+    except Exception as e:  # a timeout is a result here, not an error of the bench
+        reply = {"success": False, "error": f"{type(e).__name__}: {e}", "error_code": "TIMEOUT"}
+    took = (time.perf_counter() - began) * 1000
+    done.set()
+    ping = await pinger
+    logged = await redis.slowlog_get(SLOWLOG_LEN)
+    command = max((int(entry["duration"]) for entry in logged), default=0) / 1000
+    return Result(took, ping, command, reply)
+
+
+async def idle(redis: aioredis.Redis, seconds: float) -> float:
+    done = asyncio.Event()
+    pinger = asyncio.create_task(pings(redis, done))
+    await asyncio.sleep(seconds)
+    done.set()
+    return await pinger
+
+
+def measured(label: str, results: list[Result], quiet: float) -> tuple[list[Row], list[str]]:
+    took = median([r.took for r in results])
+    reply = results[-1].reply
+    shown, notes = "", []
+    if not reply.get("success"):
+        error = str(reply.get("error"))
+        limit = re.search(r"limit[^0-9]{0,20}([0-9][0-9,_]*)", error)
+        shown = (
+            f"refused (limit {limit.group(1)})" if limit else f"failed ({reply.get('error_code')})"
+        )
+        notes.append(f"{label}: {shown} in {took:.1f} ms: {error[:140]}")
+    rows = [
+        Row(f"{label}: latency", "ms", took, shown=shown),
+        Row(f"{label}: Redis blocked, longest command", "ms", max(r.command for r in results)),
+        Row(f"{label}: longest PING during it", "ms", max(r.ping for r in results), quiet),
+    ]
+    return rows, notes
+
+
+class Served:
+    """The `rosey run` answering database.*, restarted with other settings on the same data."""
+
+    def __init__(self, folder: Path, nats_url: str) -> None:
+        self.folder, self.nats_url = folder, nats_url
+        self.config = (folder / "rosey.yaml").read_text()
+        self.proc: procs.Proc | None = None
+
+    async def start(self, settings: str = "") -> None:
+        self.stop()
+        (self.folder / "rosey.yaml").write_text(self.config + settings)
+        self.proc = await procs.start_rosey(self.folder, self.nats_url)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
 
 
 async def run(env: Env) -> Report:
-    records, requests, samples = sizes(env.quick)
-    started = time.perf_counter()
-    await load(env, records)
-    loaded = time.perf_counter() - started
-    found = await measure(env, workloads(records, requests), samples)
-    figures = [
-        ("database.get", "req/s", "get"),
-        ("database.set", "req/s", "set"),
-        ("database.query, indexed", "req/s", "query"),
-        ("database.query, indexed, p50", "ms", "p50"),
-    ]
-    rows = [
-        Row(name, unit, found[f"database.{op}"], found[f"baseline.{op}"])
-        for name, unit, op in figures
-    ]
-    notes = [
-        "",
-        f"{records:,} records (loaded in {loaded:.1f}s through the Store), {requests:,} requests per "
-        f"figure with {IN_FLIGHT} in flight, p50 of {samples:,} requests one at a time; "
-        f"Rosey and baseline take turns, best of {1 if env.quick else 3} rounds.",
-        'query: {"score": {"$gte": random}} order_by "score DESC" limit 10, score indexed.',
-        "ratio is Rosey / baseline: above 1 is better for req/s, below 1 is better for ms.",
-    ]
-    return Report(rows, notes)
-
-
-# The responders, each run in its own process.
-
-
-async def serve_rosey(nats_url: str, redis_url: str, stop: Awaitable[Any]) -> None:
-    from runtime.database.service import DatabaseService
-    from runtime.database.store import Store
-    from runtime.wire.bus import Bus
-
-    bus = await Bus.connect(nats_url, name="bench-rosey")
-    store = await Store.connect(redis_url)
-    service = DatabaseService(bus, store)
-    await service.start()
-    print("ready", flush=True)
-    await stop
-    await service.stop()
-    await store.close()
-    await bus.close()
-
-
-def number_key(value: float) -> bytes:
-    # By hand: IEEE 754 bits with the sign folded, so byte order is numeric order.
-    bits = int.from_bytes(struct.pack(">d", float(value) or 0.0), "big")
-    bits = bits ^ 0xFFFF_FFFF_FFFF_FFFF if bits >> 63 else bits | (1 << 63)
-    return b"%016x" % bits
-
-
-async def serve_baseline(nats_url: str, redis_url: str, stop: Awaitable[Any]) -> None:
-    from redis.asyncio import ConnectionPool, Redis
-
-    # Shared with Rosey on purpose: the same client settings and the same Lua scripts.
-    from runtime.database.scripts import PAGE, SET
-    from runtime.database.store import CLIENT_OPTIONS, client_retry
-
-    nc = await nats.connect(nats_url, name="bench-baseline")
-    redis = Redis.from_pool(
-        ConnectionPool.from_url(redis_url, retry=client_retry(), **CLIENT_OPTIONS)
+    counts, repeats = sizes(env.quick)
+    rows: list[Row] = []
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="rosey-bench-db-") as tmp:
+        folder = procs.project(
+            Path(tmp), env.nats_url, env.redis_url, library=False, extra=[procs.trivial("noop")]
+        )
+        served = Served(folder, env.nats_url)
+        await served.start()
+        nc = await nats.connect(env.nats_url, name="bench-db")
+        redis = aioredis.Redis.from_url(env.redis_url)
+        # Every command of 0.1 ms or more is logged with the time Redis spent on it.
+        await redis.config_set("slowlog-log-slower-than", SLOWLOG_FROM_US)
+        await redis.config_set("slowlog-max-len", SLOWLOG_LEN)
+        try:
+            filled = 0
+            for count in counts:
+                await fill(nc, filled, count)
+                filled = count
+                results = [await query(nc, redis) for _ in range(repeats)]
+                quiet = await idle(redis, max(0.05, median([r.took for r in results]) / 1000))
+                more, said = measured(f"unindexed query at {count:,} records", results, quiet)
+                rows += more
+                notes += said
+                if results[-1].reply.get("success"):
+                    continue
+                # What the limit prevents: the same query with the limit out of the way.
+                await served.start(RAISED)
+                results = [await query(nc, redis) for _ in range(repeats)]
+                quiet = await idle(redis, max(0.05, median([r.took for r in results]) / 1000))
+                label = f"scan_limit raised, query at {count:,} records"
+                more, said = measured(label, results, quiet)
+                rows += more
+                notes += said
+                await served.start()
+        finally:
+            await nc.close()
+            await redis.aclose()
+            served.stop()
+    notes.insert(
+        0,
+        f"unindexed query: filter on a field with no index, limit 10, median of {repeats}; Redis "
+        "blocked = the longest single command in SLOWLOG (threshold 0.1 ms) during the query; "
+        "longest PING = a concurrent PING loop (baseline: same loop, no query); records written with database.set through `rosey run` (default settings); "
+        f"`scan_limit raised` rows: the same query on a `rosey run` with `{RAISED.strip()}`.",
     )
-    set_script, page_script = redis.register_script(SET), redis.register_script(PAGE)
-    base = "rosey:db:{" + COLLECTION + "}:"
-
-    async def get(req: dict[str, Any]) -> dict[str, Any]:
-        flat = await redis.hgetall(f"{base}r:{req['id']}")
-        return {"success": True, "data": {k: json.loads(v) for k, v in flat.items()}}
-
-    async def set_(req: dict[str, Any]) -> dict[str, Any]:
-        rid = req["id"]
-        pairs = [
-            x for k, v in req["data"].items() for x in (k, json.dumps(v, separators=(",", ":")))
-        ]
-        await set_script(
-            keys=[base + "ids", base + "meta", base + "seq"],
-            args=[base, "", f"i{rid:016d}", str(rid), str(rid), *pairs],
-        )
-        return {"success": True, "id": rid}
-
-    async def query(req: dict[str, Any]) -> dict[str, Any]:
-        low = b"[4" + number_key(req["filter"]["score"]["$gte"])
-        out = await page_script(
-            keys=[base + "i:score", base + "meta"],
-            args=[base, "score", low, b"(5", 1, 0, req["limit"]],
-        )
-        data = [
-            {flat[i]: json.loads(flat[i + 1]) for i in range(0, len(flat), 2)} for flat in out[1:]
-        ]
-        return {"success": True, "data": data, "count": out[0]}
-
-    slots = asyncio.Semaphore(256)
-    tasks: set[asyncio.Task[None]] = set()
-
-    def bounded(
-        handler: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
-    ) -> Callable[[Msg], Awaitable[None]]:
-        async def answer(msg: Msg) -> None:
-            try:
-                reply = await handler(json.loads(msg.data))
-                await msg.respond(json.dumps(reply, separators=(",", ":")).encode())
-            finally:
-                slots.release()
-
-        async def on_message(msg: Msg) -> None:
-            await slots.acquire()
-            task = asyncio.create_task(answer(msg))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-        return on_message
-
-    for name, handler in (("get", get), ("set", set_), ("query", query)):
-        await nc.subscribe(f"baseline.{name}", cb=bounded(handler))
-    await nc.flush()
-    print("ready", flush=True)
-    await stop
-    await nc.drain()
-    await redis.aclose()
-
-
-async def serve(which: str, nats_url: str, redis_url: str) -> None:
-    stop = asyncio.ensure_future(asyncio.to_thread(sys.stdin.read))  # ends when the parent goes
-    if which == "rosey":
-        await serve_rosey(nats_url, redis_url, stop)
-    else:
-        await serve_baseline(nats_url, redis_url, stop)
-
-
-if __name__ == "__main__" and sys.argv[1:2] == ["serve"]:
-    asyncio.run(serve(*sys.argv[2:5]))
+    return Report(rows, notes)

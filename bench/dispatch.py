@@ -1,192 +1,141 @@
-"""Dispatch: a chat command through Rosey against a raw nats-py request/reply echo.
+"""Dispatch on the production path: `rosey run` against a hand-written bot and a raw echo.
 
-Rosey: `cytube.chat` published → router → `plugin.echo.command` → a trivial handler → reply on
-`cytube.send.chat`, with the runtime in a process of its own. Baseline: a raw nats-py responder
-in another process echoing a request of the same payload size. Both are measured one at a time
-(latency p50 and p99) and with IN_FLIGHT commands outstanding (throughput).
+Rosey: the installed `rosey run --no-console` with the shipped functions folder (Redis, activation
+records, metrics, the sync `dice` handler) and one bench-only command, `!cool`, served by the same
+dice handler with a per-user cooldown, so that workload adds Rosey's Redis booking. Baselines:
+bench/baselines/handbot.py (nats-py, json, the same dice code, one SET NX PX for `!cool`) and
+bench/baselines/echo.py (publish straight back). Each side runs alone in a process of its own,
+on the bench's nats-server and redis-server, and the sides take turns over several rounds (each
+round starts a fresh process); the rows are medians over rounds.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import statistics
-import sys
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
-from typing import Any
 
-import nats
-from nats.aio.msg import Msg
+from . import Env, Report, Row, median, percentile, procs
+from .chatload import ChatLoad
 
-from . import Env, Report, Row
-
-IN_FLIGHT = 100
-MANIFEST = (
-    'name: echo\nversion: "1.0.0"\ndescription: bench\nhandler: echo:answer\n'
-    "concurrency: 200\ncommands:\n  echo: {}\n"
+IN_FLIGHT = 64
+SIDES = ("rosey", "handbot", "echo")
+WORKLOADS = {"roll": "!roll 2d6", "cool": "!cool 2d6"}
+COOL = (
+    "cool",
+    'name: cool\nversion: "1.0.0"\ndescription: bench-only dice with a cooldown\n'
+    "handler: dice:roll\ntimeout: 2\nconcurrency: 32\n"
+    "commands:\n  cool:\n    rank: 0\n    cooldown: {seconds: 60, per: user}\n"
+    "config: {default: 1d6, max_dice: 100, max_sides: 1000}\n",
+    "",
 )
-CODE = "async def answer(event, ctx):\n    return event.args[0]\n"
 
 
-def sizes(quick: bool) -> tuple[int, int]:
-    """(commands for latency, commands for throughput)."""
-    return (200, 2_000) if quick else (2_000, 20_000)
+def sizes(quick: bool) -> tuple[int, int, int, int]:
+    """(rounds, warm-up commands, commands one at a time, commands in flight)."""
+    return (1, 100, 100, 600) if quick else (5, 1_000, 1_000, 10_000)
 
 
-def chat(i: int) -> bytes:
-    payload = {"user": "bench", "message": f"!echo {i:08d}", "channel": "b", "rank": 0, "time": 1}
-    return json.dumps(payload).encode()
+async def start(side: str, env: Env, folder: Path) -> procs.Proc:
+    if side == "rosey":
+        return await procs.start_rosey(folder, env.nats_url)
+    await procs.reset_streams(env.nats_url)  # so the server stores nothing for a baseline
+    if side == "handbot":
+        return await procs.start_baseline(
+            "handbot", env.nats_url, env.redis_url, str(folder / "functions")
+        )
+    return await procs.start_baseline("echo", env.nats_url)
 
 
-class Rosey:
-    """Sends chat lines, matches replies by number."""
-
-    def __init__(self, nc: Any) -> None:
-        self.nc = nc
-        self.waiting: dict[str, asyncio.Future[None]] = {}
-
-    async def start(self) -> None:
-        async def reply(msg: Msg) -> None:
-            future = self.waiting.pop(json.loads(msg.data)["message"], None)
-            if future is not None and not future.done():
-                future.set_result(None)
-
-        await self.nc.subscribe("cytube.send.chat", cb=reply)
-        await self.nc.flush()
-
-    async def call(self, i: int) -> None:
-        future = asyncio.get_running_loop().create_future()
-        self.waiting[f"{i:08d}"] = future
-        await self.nc.publish("cytube.chat", chat(i))
-        await asyncio.wait_for(future, 30)
-
-
-class Raw:
-    def __init__(self, nc: Any) -> None:
-        self.nc = nc
-
-    async def start(self) -> None:
-        pass
-
-    async def call(self, i: int) -> None:
-        await self.nc.request("bench.echo", chat(i), timeout=30)
-
-
-async def latencies(client: Any, count: int) -> list[float]:
-    times = []
-    for i in range(count):
-        began = time.perf_counter()
-        await client.call(i)
-        times.append(time.perf_counter() - began)
-    return times
-
-
-async def throughput(client: Any, count: int, offset: int) -> float:
-    numbers = iter(range(offset, offset + count))
-
-    async def worker() -> None:
-        for i in numbers:
-            await client.call(i)
-
-    began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
-    return count / (time.perf_counter() - began)
-
-
-async def measure(env: Env, which: str) -> dict[str, float]:
-    samples, count = sizes(env.quick)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.dispatch",
-        "serve",
-        which,
-        env.nats_url,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-    if (await proc.stdout.readline()).strip() != b"ready":
-        raise RuntimeError(f"the {which} responder did not start")
-    nc = await nats.connect(env.nats_url, name="bench-dispatch")
-    client: Rosey | Raw = Rosey(nc) if which == "rosey" else Raw(nc)
+async def one_side(
+    side: str, env: Env, load: ChatLoad, folder: Path, found: dict[str, list[float]]
+) -> None:
+    _, warm, sequential, many = sizes(env.quick)
+    proc = await start(side, env, folder)
     try:
-        await client.start()
-        await latencies(client, samples // 4)  # warm-up
-        times = sorted(await latencies(client, samples))
-        rate = await throughput(client, count, offset=samples)
+        found[f"{side}.ready"].append(proc.ready_after)
+        found[f"{side}.rss"].append(proc.rss_mb())
+        for work, text in WORKLOADS.items():
+            await load.throughput(text, warm, 16)
+            times = await load.latencies(text, sequential)
+            found[f"{side}.{work}.p50"].append(percentile(times, 0.5) * 1000)
+            found[f"{side}.{work}.p99"].append(percentile(times, 0.99) * 1000)
+            cpu: list[float] = []
+            rate = await load.throughput(text, many, IN_FLIGHT, partial(_mark, cpu, proc))
+            found[f"{side}.{work}.rate"].append(rate)
+            found[f"{side}.{work}.cpu"].append((cpu[1] - cpu[0]) / many * 1e6)
+        found[f"{side}.rss_after"].append(proc.rss_mb())
     finally:
-        await nc.close()
-        proc.stdin.close()
-        await proc.wait()
-    return {
-        "p50": statistics.median(times) * 1000,
-        "p99": times[int(len(times) * 0.99) - 1] * 1000,
-        "rate": rate,
-    }
+        proc.stop()
 
 
 async def run(env: Env) -> Report:
-    rosey = await measure(env, "rosey")
-    raw = await measure(env, "raw")
-    samples, count = sizes(env.quick)
-    return Report(
-        rows=[
-            Row("dispatch latency p50", "ms", rosey["p50"], raw["p50"]),
-            Row("dispatch latency p99", "ms", rosey["p99"], raw["p99"]),
-            Row(f"dispatch throughput, {IN_FLIGHT} in flight", "cmd/s", rosey["rate"], raw["rate"]),
-        ],
-        notes=[
-            f"dispatch: {samples:,} commands one at a time, {count:,} with {IN_FLIGHT} in flight; "
-            "baseline is a raw nats-py request/reply echo in another process, same payload."
-        ],
-    )
+    rounds, warm, sequential, many = sizes(env.quick)
+    found: dict[str, list[float]] = {
+        f"{s}.{k}": [] for s in SIDES for k in ("ready", "rss", "rss_after", *_figures())
+    }
+    load = await ChatLoad.connect(env.nats_url)
+    try:
+        with tempfile.TemporaryDirectory(prefix="rosey-bench-dispatch-") as tmp:
+            folder = procs.project(Path(tmp), env.nats_url, env.redis_url, extra=[COOL])
+            for r in range(rounds):
+                for side in SIDES[r % 3 :] + SIDES[: r % 3]:
+                    await one_side(side, env, load, folder, found)
+    finally:
+        await load.close()
+    mid = {key: median(values) for key, values in found.items()}
+    rows = []
+    for work, text in WORKLOADS.items():
+        label = f"dispatch {text}{', cooldown' if work == 'cool' else ''}"
+        for key, what, unit in (
+            ("p50", "latency p50", "ms"),
+            ("p99", "latency p99", "ms"),
+            ("rate", f"throughput, {IN_FLIGHT} in flight", "cmd/s"),
+            ("cpu", "CPU per command", "µs"),
+        ):
+            figure = f"{label}: {what}"
+            k = f"{work}.{key}"
+            rows.append(Row(figure, unit, mid[f"rosey.{k}"], mid[f"handbot.{k}"], mid[f"echo.{k}"]))
+    functions = len(list((procs.ROOT / "manifests").glob("*.yaml"))) + 1
+    rows += [
+        Row(
+            f"start-up, rosey run with the {functions} shipped functions",
+            "s",
+            mid["rosey.ready"],
+            mid["handbot.ready"],
+            mid["echo.ready"],
+        ),
+        Row(
+            f"RSS with the {functions} shipped functions",
+            "MB",
+            mid["rosey.rss"],
+            mid["handbot.rss"],
+            mid["echo.rss"],
+        ),
+        Row(
+            "RSS after the dispatch load",
+            "MB",
+            mid["rosey.rss_after"],
+            mid["handbot.rss_after"],
+            mid["echo.rss_after"],
+        ),
+    ]
+    notes = [
+        f"dispatch: {rounds} rounds, sides alternating, medians over rounds; per round and side "
+        f"{warm:,} warm-up commands, p50/p99 over {sequential:,} commands one at a time, "
+        f"throughput and CPU over {many:,} commands with {IN_FLIGHT} in flight. CPU per command "
+        "is the bot process's utime+stime (/proc/<pid>/stat) over the throughput batch / commands.",
+        "dispatch baseline: bench/baselines/handbot.py (nats-py + json + the same dice code; "
+        "SET NX PX for the cooldown); echo: bench/baselines/echo.py (publish back, no parsing).",
+        "start-up: spawn to /readyz 200 (baselines: spawn to `ready` printed); RSS right after, "
+        f"and after the round's {2 * (warm + sequential + many):,} commands.",
+    ]
+    return Report(rows, notes)
 
 
-# The responders, each in a process of its own.
+def _mark(into: list[float], proc: procs.Proc) -> None:
+    into.append(proc.cpu())
 
 
-async def serve(which: str, nats_url: str) -> None:
-    loop = asyncio.get_running_loop()
-    stop = loop.run_in_executor(None, sys.stdin.read)
-    if which == "raw":
-        nc = await nats.connect(nats_url, name="bench-raw")
-
-        async def echo(msg: Msg) -> None:
-            await msg.respond(msg.data)
-
-        await nc.subscribe("bench.echo", cb=echo)
-        await nc.flush()
-        print("ready", flush=True)
-        await stop
-        await nc.close()
-        return
-    from runtime.config.settings import Settings
-    from runtime.core.runtime import Runtime
-    from runtime.wire.bus import Bus
-
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        (base / "manifests").mkdir()
-        (base / "functions").mkdir()
-        (base / "manifests" / "echo.yaml").write_text(MANIFEST)
-        (base / "functions" / "echo.py").write_text(CODE)
-        settings = Settings(
-            manifests_dir=base / "manifests",
-            functions_dir=base / "functions",
-            data_dir=base / "data",
-            heartbeat_interval=0,
-        )
-        bus = await Bus.connect(nats_url, name="bench-rosey")
-        runtime = Runtime(settings, bus)
-        await runtime.start()
-        print("ready", flush=True)
-        await stop
-        await runtime.stop()
-        await bus.close()
-
-
-if __name__ == "__main__" and sys.argv[1:2] == ["serve"]:
-    asyncio.run(serve(sys.argv[2], sys.argv[3]))
+def _figures() -> list[str]:
+    return [f"{w}.{k}" for w in WORKLOADS for k in ("p50", "p99", "rate", "cpu")]

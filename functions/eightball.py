@@ -29,7 +29,8 @@ ANSWERS = (
 )
 
 
-def ask(event: Any, ctx: Any) -> str:
+# Async although it never awaits: it only computes, so it runs on the event loop (no thread).
+async def ask(event: Any, ctx: Any) -> str:
     if not event.args:
         return f"{event.user}: ask the 8-ball a yes/no question, as in !8ball will it rain?"
     return f"{event.user}: 🎱 {random.choice(ANSWERS)}"

@@ -43,15 +43,16 @@ FORTUNES = (
 )
 
 
-def tell(event: Any, ctx: Any) -> str:
+# Async: ctx.db is awaited on the event loop instead of blocking a worker thread.
+async def tell(event: Any, ctx: Any) -> str:
     user = event.user or "someone"
     if event.args and event.args[0].lower() in ("favorite", "favourite", "fav", "last"):
-        kept = ctx.db.get(COLLECTION, user.lower())
+        kept = await ctx.db.get(COLLECTION, user.lower())
         if kept is None:
             return f"{user}: you have no fortune yet; try !fortune"
         return f"{user}'s fortune: {kept['text']}"
     if event.args:
         return f"{user}: usage is !fortune or !fortune favorite"
     text = random.choice(list(ctx.config.get("fortunes") or FORTUNES))
-    ctx.db.set(COLLECTION, user.lower(), {"user": user, "text": text, "time": time.time()})
+    await ctx.db.set(COLLECTION, user.lower(), {"user": user, "text": text, "time": time.time()})
     return f"{user}'s fortune: {text}"

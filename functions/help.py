@@ -7,7 +7,9 @@ from typing import Any
 from runtime.core.permissions import rank_name
 
 
-def show(event: Any, ctx: Any) -> str | list[str]:
+# Async although it never awaits: it only reads the routing table (ctx.commands() is not a
+# coroutine), so it runs on the event loop instead of in a worker thread.
+async def show(event: Any, ctx: Any) -> str | list[str]:
     prefix = ctx.config.get("prefix", "!")
     routes = [r for r in ctx.commands() if event.rank >= r.command.rank]
     if event.args:

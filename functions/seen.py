@@ -1,5 +1,6 @@
 """Seen and greeter: records joins and leaves; `!seen <user>`; `!greet <text>|off` sets the
-line Rosey says when you join. Both kept in the database, one record per user name."""
+line Rosey says when you join. Both kept in the database, one record per user name. The handlers
+are async: ctx.db is awaited on the event loop instead of blocking a worker thread."""
 
 from __future__ import annotations
 
@@ -21,18 +22,18 @@ def ago(seconds: float) -> str:
     return "just now"
 
 
-def on_join(event: Any, ctx: Any) -> str | None:
+async def on_join(event: Any, ctx: Any) -> str | None:
     user = event.user or ""
     if not user:
         return None
-    ctx.db.set(SEEN, user.lower(), {"user": user, "time": time.time(), "what": "joined"})
-    greeting = ctx.db.get(GREETINGS, user.lower())
+    await ctx.db.set(SEEN, user.lower(), {"user": user, "time": time.time(), "what": "joined"})
+    greeting = await ctx.db.get(GREETINGS, user.lower())
     return greeting["text"].replace("{user}", user) if greeting else None
 
 
-def on_leave(event: Any, ctx: Any) -> None:
+async def on_leave(event: Any, ctx: Any) -> None:
     if event.user:
-        ctx.db.set(
+        await ctx.db.set(
             SEEN, event.user.lower(), {"user": event.user, "time": time.time(), "what": "left"}
         )
 
@@ -43,7 +44,7 @@ def plausible(name: str) -> bool:
     return 0 < len(name) <= MAX_NAME and not any(ord(c) < 32 or ord(c) == 127 for c in name)
 
 
-def seen(event: Any, ctx: Any) -> str:
+async def seen(event: Any, ctx: Any) -> str:
     if len(event.args) != 1:
         return f"{event.user}: usage is !seen <user>"
     name = event.args[0].lstrip("@")
@@ -51,27 +52,27 @@ def seen(event: Any, ctx: Any) -> str:
         return f"{event.user}: I see you right now."
     if not plausible(name):
         return f"{event.user}: I have not seen that user."
-    record = ctx.db.get(SEEN, name.lower())
+    record = await ctx.db.get(SEEN, name.lower())
     if record is None:
         return f"{event.user}: I have not seen {name}."
     return f"{record['user']} {record['what']} {ago(time.time() - record['time'])}."
 
 
-def greet(event: Any, ctx: Any) -> str:
+async def greet(event: Any, ctx: Any) -> str:
     user = event.user or ""
     text = event.text.strip()
     if not text:
-        current = ctx.db.get(GREETINGS, user.lower())
+        current = await ctx.db.get(GREETINGS, user.lower())
         shown = f"your greeting is: {current['text']}" if current else "you have no greeting"
         return (
             f"{user}: {shown}. Set one with !greet <text> ({{user}} is your name), or !greet off."
         )
     if text.lower() == "off":
-        ctx.db.delete(GREETINGS, user.lower())
+        await ctx.db.delete(GREETINGS, user.lower())
         return f"{user}: greeting removed."
     if len(text) > MAX_GREETING:
         return f"{user}: a greeting may be at most {MAX_GREETING} characters."
     if text.startswith(("/", "!")):
         return f"{user}: a greeting may not start with / or !"
-    ctx.db.set(GREETINGS, user.lower(), {"user": user, "text": text})
+    await ctx.db.set(GREETINGS, user.lower(), {"user": user, "text": text})
     return f"{user}: greeting saved."

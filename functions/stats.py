@@ -19,10 +19,12 @@ def duration(seconds: float) -> str:
     return " ".join(shown[:2]) or f"{seconds}s"
 
 
-def show(event: Any, ctx: Any) -> str:
+# Async: the request is awaited on the event loop, where a sync handler would hold a worker
+# thread while it waits for the answer.
+async def show(event: Any, ctx: Any) -> str:
     top = int(ctx.config.get("top", 3))
     try:
-        reply = ctx.request(SUBJECT, {"top": top}, timeout=2.0)
+        reply = await ctx.request(SUBJECT, {"top": top}, timeout=2.0)
     except Exception as e:  # BusError and friends: say so in one line, no traceback in chat
         ctx.log.warning("stats request failed: %s", e)
         return f"{event.user}: stats are not available right now."

@@ -9,7 +9,8 @@ QUERY = "rosey.activations.query"
 ERROR_CHARS = 150
 
 
-def why(event: Any, ctx: Any) -> str:
+# Async: the query is awaited on the event loop instead of holding a worker thread.
+async def why(event: Any, ctx: Any) -> str:
     prefix = ctx.config.get("prefix", "!")
     asker = event.user or "?"
     target = event.args[0].lstrip("@") if event.args else asker
@@ -19,7 +20,7 @@ def why(event: Any, ctx: Any) -> str:
         return f"{asker}: only moderators can ask about someone else's commands."
     query = {"user": target, "kind": "command", "exclude": [ctx.name], "limit": 1}
     try:
-        reply = ctx.request(QUERY, query, ctx.config.get("timeout", 2))
+        reply = await ctx.request(QUERY, query, ctx.config.get("timeout", 2))
     except Exception as e:
         # No runtime answers the query (activation records off) or NATS is in trouble.
         ctx.log.warning("activation query failed: %s", e)

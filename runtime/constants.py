@@ -23,6 +23,14 @@ VOTESKIP = "cytube.voteskip"
 # Outbound to the CyTube connector.
 SEND_CHAT = "cytube.send.chat"
 SEND_PM = "cytube.send.pm"
+
+# Durable delivery (delivery.mode: durable): JetStream streams over the subjects above, and the
+# durable consumers that take from them (runtime/wire/streams.py).
+CHAT_STREAM = "ROSEY_CHAT"  # cytube.chat, cytube.pm: the lines commands come from
+SEND_STREAM = "ROSEY_SEND"  # cytube.send.chat, cytube.send.pm: what the bot says
+ROUTER_CONSUMER = "rosey-router"  # every runtime takes chat lines from this one
+CONNECTOR_CONSUMER = "rosey-connector"  # the connector holding the channel takes lines to say
+MSG_ID = "Nats-Msg-Id"  # JetStream drops a second message with the same id (dedupe window)
 # Channel actions (issue 18): each a request answered {success, error?, error_code?, data?}, or a
 # plain publish. `ACTIONS` names the manifest `actions` entry a function needs for each.
 SEND_EMOTE = "cytube.send.emote"

@@ -29,8 +29,9 @@ from tests.clitools import ROOT
 @pytest.fixture
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
     """A nats-server of the test's own (never the machine's 4222): a subscription left behind by
-    another test cannot take its messages. Starting one takes about 20 ms."""
-    server = EmbeddedNats(tmp_path_factory.mktemp("nats"))
+    another test cannot take its messages. Starting one takes about 20 ms. JetStream is on, as
+    on the embedded server of `rosey run` (durable delivery, the default)."""
+    server = EmbeddedNats(tmp_path_factory.mktemp("nats"), jetstream=True)
     server.start()
     yield server
     server.stop()

@@ -105,7 +105,8 @@ async def make_connector(nats_url: str) -> AsyncIterator[MakeConnector]:
         redis = await open_client(redis_url) if redis_url else None
         if redis is not None:
             clients.append(redis)  # as in `rosey run`: the process's client, closed last
-        connector = Connector(bot_settings(fake, **overrides), bus, redis)
+        delivery = overrides.pop("delivery", None)  # DeliverySettings: durable delivery
+        connector = Connector(bot_settings(fake, **overrides), bus, redis, delivery=delivery)
         made.append((connector, bus))
         if start:
             await connector.start()

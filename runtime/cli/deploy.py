@@ -20,7 +20,7 @@ from runtime.config.settings import Settings
 from runtime.constants import DEPLOY, ENABLE, STATUS
 from runtime.core.bundle import Bundle
 from runtime.deploy import check, collect
-from runtime.errors import ConfigError, RoseyError
+from runtime.errors import ConfigError, DeployError, RoseyError
 from runtime.host import instance as instances
 from runtime.wire.signing import Signer
 
@@ -168,23 +168,33 @@ def deploy(
         sys.exit(1)
 
 
+async def ask_served(bus: Bus, timeout: float = 5.0) -> dict[str, dict[str, Any]]:
+    """What a running runtime serves, by function name (with each bundle's hash): the first
+    runtime to answer on rosey.status. A clear error at once when none is up."""
+    try:
+        reply = await bus.request(STATUS, {}, timeout)
+    except RoseyError as e:
+        raise ConfigError(
+            "nats", "", f"no runtime answered on rosey.status ({e}); is `rosey run` up?"
+        ) from e
+    data = reply.get("data") if isinstance(reply, dict) and reply.get("success") else None
+    if not isinstance(data, dict):
+        raise ConfigError("nats", "", f"rosey.status answered {reply!r}")
+    return {f["name"]: f for f in data.get("functions", [])}
+
+
 async def _deploy(
     settings: Settings, paths: list[Path], plan_only: bool, yes: bool, force: bool, quiet: bool
 ) -> list[dict[str, Any]]:
+    """Bundle PATHS (manifests validated here), ask the runtime what it serves, import-check
+    the bundles that differ (all in one throwaway process) and send them together."""
     say = (lambda _: None) if quiet else (lambda text: click.echo(text, err=True))
     bundles = collect.collect(
         paths, settings.manifests_dir, settings.functions_dir, settings.plugins.ranks
     )
-    for b in bundles:
-        say(f"checking {b.name} {b.version} ...")
-        check.precheck(b)
     bus = await _connect(settings)
     try:
-        statuses = await gather_status(bus)
-        if not statuses:
-            raise ConfigError("nats", "", "no runtime answered on rosey.status; is `rosey run` up?")
-        current = {f["name"]: f for f in statuses[0]["functions"]}
-        rows = plan(bundles, current)
+        rows = plan(bundles, await ask_served(bus))
         if plan_only:
             if not quiet:
                 for row in rows:
@@ -200,25 +210,51 @@ async def _deploy(
                 f"{', '.join(risky)} lowers a rank or grants "
                 "collections or channel actions; look at the plan above and add --yes",
             )
+        changed = [
+            b for b, r in zip(bundles, rows, strict=True) if force or r["change"] != "unchanged"
+        ]
+        for b in changed:
+            say(f"checking {b.name} {b.version} ...")
+        problems = await asyncio.to_thread(check.check_bundles, changed)
+        if problems:
+            for name, problem in list(problems.items())[1:]:
+                say(f"{name}: {problem}")
+            name, problem = next(iter(problems.items()))
+            raise DeployError(name, problem)
         token = _token(settings)
+        for b in changed:
+            say(f"deploying {b.name} {b.version} ...")
+        # Together: the runtime swaps them one after another, but no request waits for another.
+        sent = await asyncio.gather(
+            *(
+                _send(
+                    bus,
+                    {
+                        "token": token,
+                        "action": "deploy",
+                        "bundle": json.loads(b.to_json()),
+                        "force": force,
+                    },
+                )
+                for b in changed
+            )
+        )
+        replies = {b.name: reply for b, reply in zip(changed, sent, strict=True)}
         results = []
         for b in bundles:
-            say(f"deploying {b.name} {b.version} ...")
-            reply = await _send(
-                bus,
-                {
-                    "token": token,
-                    "action": "deploy",
-                    "bundle": json.loads(b.to_json()),
-                    "force": force,
-                },
-            )
+            reply = replies.get(b.name) or _unchanged(b)
             results.append({"name": b.name, **reply})
             if not quiet:
                 click.echo(_report(b.name, reply))
         return results
     finally:
         await bus.close()
+
+
+def _unchanged(bundle: Bundle) -> dict[str, Any]:
+    """The runtime's answer to a bundle it serves already, without sending it."""
+    data = {"status": "unchanged", "name": bundle.name, "version": bundle.version, "peers": []}
+    return {"success": True, "data": data}
 
 
 @click.command()

@@ -2,30 +2,30 @@
 
 Each command imports what it uses when it runs, and the subcommands of the other modules are
 imported only when named (LazyGroup): `rosey deploy`, or `rosey run --help`, must not load the
-server (aiohttp, socketio, prometheus_client)."""
+server (aiohttp, socketio, prometheus_client), and `rosey --help` lists them all without
+importing any (LAZY_HELP), nor YAML, jsonschema or NATS."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from runtime import __version__
 from runtime.cli.options import config_option, json_option, settings_or_exit
 from runtime.errors import RoseyError
-from runtime.ops import logsetup
 
 if TYPE_CHECKING:
     from runtime.config.settings import Settings
 
 # name → "module:attribute" of the subcommands that live in other modules.
 LAZY_COMMANDS = {
+    "console": "runtime.cli.console:console",
     "db": "runtime.cli.db:db",
     "deploy": "runtime.cli.deploy:deploy",
     "dev": "runtime.cli.deploy:dev",
@@ -37,11 +37,64 @@ LAZY_COMMANDS = {
 }
 
 
+# The one-line help `rosey --help` shows for LAZY_COMMANDS, so that listing them imports none
+# (tests/cli/test_cli_imports.py checks each matches its command's own). A lazy command missing
+# here is imported to list it.
+LAZY_HELP = {
+    "console": "Print (or --open) a one-time login link to the web console of the running Rosey.",
+    "db": "Read and edit the database of the running Rosey (over NATS).",
+    "deploy": "Validate, check and hot-swap the functions in PATHS into the running runtime(s).",
+    "dev": "Deploy what differs from the running runtime, then watch functions/ and manifests/ "
+    "and deploy what changes on every save.",
+    "enable": "Resume a function paused (quarantined) after repeated failures, in every runtime.",
+    "logs": "Activation records (outcome, version, user, duration, error or denial reason) of "
+    "every function, or of function NAME; newest last.",
+    "ls": "Functions served by the running runtime(s): version, commands, ranks, counters.",
+    "remove": "Stop serving NAME on every runtime (a later deploy brings it back).",
+    "rollback": "Serve an earlier deployed version of NAME again.",
+}
+
+# The choices of --log-format (runtime/ops/logsetup.py FORMATS, which imports the settings).
+LOG_FORMATS = ("text", "json")
+
+T = TypeVar("T")
+
+
+def run_loop(main: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine on uvloop's event loop (asyncio's when uvloop is not installed)."""
+    import asyncio
+
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main())  # type: ignore[arg-type]
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main())  # type: ignore[arg-type]
+
+
 class LazyGroup(click.Group):
     """A group whose LAZY_COMMANDS are imported when named, not when `rosey` starts."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of `rosey --help` as click words it, lazy commands described from
+        LAZY_HELP."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names), default=0)
+        rows = []
+        for name in names:
+            if name in LAZY_COMMANDS and name in LAZY_HELP:
+                # A stand-in with the same help text, shortened as click shortens the real one's.
+                command: click.Command | None = click.Command(name, help=LAZY_HELP[name])
+            else:
+                command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = LAZY_COMMANDS.get(cmd_name)
@@ -60,6 +113,8 @@ def _fail(error: RoseyError) -> click.ClickException:
 
 def _logging(level: str, fmt: str = "text", secrets: Iterable[str] = ()) -> None:
     # Text or JSON lines (runtime/logsetup.py), with the configured secrets masked.
+    from runtime.ops import logsetup
+
     try:
         logsetup.setup(level, fmt, secrets)
     except RoseyError as e:
@@ -83,7 +138,7 @@ def cli() -> None:
 )
 @click.option(
     "--log-format",
-    type=click.Choice(logsetup.FORMATS),
+    type=click.Choice(LOG_FORMATS),
     default=None,
     help="Log lines as text (default) or JSON objects (log_format in rosey.yaml).",
 )
@@ -92,11 +147,12 @@ def run(
 ) -> None:
     """Start Rosey (embedded NATS when none is configured; console chat without cytube)."""
     from runtime.host import serve as service
+    from runtime.ops import logsetup
 
     settings = settings_or_exit(config_path)
     _logging(settings.log_level, log_format or settings.log_format, logsetup.secrets_of(settings))
     try:
-        code = asyncio.run(service.serve(settings, rank=rank, user=user, console_chat=console))
+        code = run_loop(lambda: service.serve(settings, rank=rank, user=user, console_chat=console))
     except RoseyError as e:
         raise _fail(e) from e
     sys.exit(code)
@@ -106,7 +162,7 @@ def run(
 @config_option
 @click.option(
     "--log-format",
-    type=click.Choice(logsetup.FORMATS),
+    type=click.Choice(LOG_FORMATS),
     default=None,
     help="Log lines as text (default) or JSON objects (log_format in rosey.yaml).",
 )
@@ -115,11 +171,12 @@ def worker(config_path: Path | None, log_format: str | None) -> None:
     group with every other runtime and worker: on the configured NATS and Redis, or on those of
     the `rosey run` of this folder."""
     from runtime.host import serve as service
+    from runtime.ops import logsetup
 
     settings = settings_or_exit(config_path)
     _logging(settings.log_level, log_format or settings.log_format, logsetup.secrets_of(settings))
     try:
-        code = asyncio.run(service.serve(settings, console_chat=False, worker=True))
+        code = run_loop(lambda: service.serve(settings, console_chat=False, worker=True))
     except RoseyError as e:
         raise _fail(e) from e
     sys.exit(code)
@@ -172,7 +229,7 @@ def invoke(
     settings = settings_or_exit(config_path)
     _logging("WARNING")
     try:
-        reply = asyncio.run(_invoke(settings, command, list(args), rank, user, timeout))
+        reply = run_loop(lambda: _invoke(settings, command, list(args), rank, user, timeout))
     except RoseyError as e:
         raise _fail(e) from e
     if as_json:

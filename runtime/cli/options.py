@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from runtime.config.settings import Settings
-from runtime.config.settings import load as load_settings
 from runtime.errors import RoseyError
+
+if TYPE_CHECKING:  # settings bring YAML; `rosey --help` loads neither
+    from runtime.config.settings import Settings
 
 config_option = click.option(
     "--config",
@@ -21,6 +23,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 
 def settings_or_exit(config_path: Path | None) -> Settings:
+    """The settings of `config_path` (or ./rosey.yaml); a problem ends the command with one line."""
+    from runtime.config.settings import load as load_settings
+
     try:
         return load_settings(config_path)
     except RoseyError as e:

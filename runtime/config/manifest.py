@@ -25,7 +25,7 @@ from runtime.constants import (
 from runtime.errors import ManifestError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Command:
     name: str
     rank: float = 0
@@ -40,7 +40,7 @@ class Command:
     cooldown_exempt: float | None = 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScheduleSpec:
     """A `schedules` entry: fire `handler` every `every` seconds or on a `cron` time."""
 
@@ -51,7 +51,7 @@ class ScheduleSpec:
     timezone: str = "UTC"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ListenSpec:
     """The `listen` declaration: the handler of plain chat lines while ctx.listen() is on."""
 
@@ -59,20 +59,20 @@ class ListenSpec:
     max_seconds: float = 300.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SubjectSpec:
     subject: str
     handler: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Example:
     input: str
     expect: str
     rank: float = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Function:
     """A function as its manifest declares it; the routing table is built from these."""
 
@@ -124,11 +124,7 @@ class Function:
         return {t for t in targets if t}
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys, which YAML otherwise resolves silently."""
-
-
-def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+def _mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
@@ -137,10 +133,27 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) 
                 None, None, f"duplicate key {key!r}", key_node.start_mark
             )
         seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=deep)
+    return mapping
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys, which YAML otherwise resolves silently."""
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+# libyaml's parser when PyYAML was built with it (about ten times faster). Its constructor is
+# Python, as SafeLoader's, so the duplicate-key check applies to both. A file it refuses is read
+# again by the pure-Python loader, whose messages (and nesting limit) Rosey's errors are worded on.
+_FastLoader: Any = _StrictLoader
+if hasattr(yaml, "CSafeLoader"):
+
+    class _StrictCLoader(yaml.CSafeLoader):
+        """CSafeLoader that refuses duplicate keys."""
+
+    _StrictCLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+    _FastLoader = _StrictCLoader
 
 
 def display_path(path: Path) -> str:
@@ -150,20 +163,37 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def load_yaml(path: Path) -> Any:
-    """Parse one YAML file; every problem (unreadable, not UTF-8, bad syntax, nested too deeply)
-    is a ManifestError naming the file, syntax errors with line and column."""
+def read_text(path: Path) -> str:
+    """A YAML file's text; unreadable or not UTF-8 is a ManifestError naming the file."""
     source = display_path(path)
     try:
         data = path.read_bytes()
     except OSError as e:
         raise ManifestError(source, [f"cannot read: {e.strerror or e}"]) from e
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ManifestError(
             source, [f"not UTF-8 text: byte {data[e.start]:#04x} at offset {e.start} is invalid"]
         ) from e
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse one YAML file; every problem (unreadable, not UTF-8, bad syntax, nested too deeply)
+    is a ManifestError naming the file, syntax errors with line and column."""
+    return parse_yaml(read_text(path), display_path(path))
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML text read from `source` (named in errors), refusing duplicate keys."""
+    try:
+        data = yaml.load(text, Loader=_FastLoader)
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError, OverflowError):
+        pass  # worded by the pure-Python loader below
+    else:
+        if _too_deep(data):
+            raise ManifestError(source, ["YAML is nested too deeply"])
+        return data
     try:
         return yaml.load(text, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as e:
@@ -180,6 +210,24 @@ def load_yaml(path: Path) -> Any:
         raise ManifestError(source, [f"YAML value cannot be read: {e}"]) from e
 
 
+# Deeper than this, values are refused: the validation that follows recurses (and the pure-Python
+# loader ran out of stack a little deeper).
+MAX_DEPTH = 200
+
+
+def _too_deep(data: Any) -> bool:
+    """True when lists and mappings nest deeper than MAX_DEPTH (walked without recursing)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                return True
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items if isinstance(item, dict | list))
+    return False
+
+
 def dump_yaml(data: Any) -> str:
     """YAML text for generated manifests (legacy plugin bundles)."""
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
@@ -189,8 +237,7 @@ def parse(data: Any, source: str = "<memory>") -> Function:
     """Validate a manifest already read into Python values and build its Function."""
     if data is None:
         raise ManifestError(source, ["the file is empty; expected name, version and description"])
-    check = schemas.validator("manifest.json")
-    found = schemas.problems(check, data)
+    found = schemas.problems_of("manifest.json", data)
     if found:
         raise ManifestError(source, found)
     found = _non_finite(data, "")
@@ -375,25 +422,55 @@ def example_words(line: str) -> list[str]:
     return line.lstrip("!?.~/$#%&*+-=").split()
 
 
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A manifest file read once: its Function, and its text (which a bundle's hash covers)."""
+
+    function: Function
+    text: str
+
+
+def from_text(text: str, source: str) -> Function:
+    """Validate a manifest's YAML text (read from `source`, named in errors)."""
+    data = parse_yaml(text, source)
+    try:
+        return parse(data, source)
+    except RecursionError as e:  # nested values PyYAML could still read, too deep to validate
+        raise ManifestError(source, ["YAML is nested too deeply"]) from e
+
+
+def read(path: Path) -> Manifest:
+    """Read, parse and validate one manifest file, once: its Function and its text."""
+    text = read_text(path)
+    return Manifest(from_text(text, display_path(path)), text)
+
+
 def load(path: Path) -> Function:
     """Read and validate one manifest file."""
-    data = load_yaml(path)
-    try:
-        return parse(data, display_path(path))
-    except RecursionError as e:  # nested values PyYAML could still read, too deep to validate
-        raise ManifestError(display_path(path), ["YAML is nested too deeply"]) from e
+    return read(path).function
 
 
-def load_dir(directory: Path) -> list[Function]:
-    """Every manifest in a folder; all problems of all files are reported together."""
-    functions: list[Function] = []
+def paths(directory: Path) -> list[Path]:
+    """The manifest files of a folder, in the order they are read."""
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+
+
+def read_dir(directory: Path) -> list[Manifest]:
+    """Every manifest in a folder, each read once; all problems of all files are reported
+    together."""
+    found: list[Manifest] = []
     errors: list[ManifestError] = []
-    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+    for path in paths(directory):
         try:
-            functions.append(load(path))
+            found.append(read(path))
         except ManifestError as e:
             errors.append(e)
     if errors:
         combined = [line for e in errors for line in str(e).splitlines()]
         raise ManifestError("", combined) from errors[0]
-    return functions
+    return found
+
+
+def load_dir(directory: Path) -> list[Function]:
+    """Every manifest in a folder; all problems of all files are reported together."""
+    return [m.function for m in read_dir(directory)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import types
@@ -24,12 +25,37 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "log_format": ("text", "json"),
     "isolation.default": ("none", "process"),
+    "cooldowns": ("shared", "local"),
+    "redis.fsync": ("everysec", "always"),
+    "delivery.mode": ("durable", "at-most-once"),
 }
+
+
+# What nats-py connects to; a cluster is several of them, one per node.
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def nats_servers(url: str) -> list[str]:
+    """`nats://a:4222,nats://b:4222` → one URL per node, each checked; ValueError says which
+    one is wrong. A process connects to any of them and fails over to the others."""
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise ValueError("expected a NATS URL such as nats://127.0.0.1:4222")
+    for server in servers:
+        scheme, sep, rest = server.partition("://")
+        host = rest.rpartition("@")[2].split("/", 1)[0]
+        if not sep or scheme.lower() not in NATS_SCHEMES or not host or host.startswith(":"):
+            raise ValueError(
+                f"{server!r} is not a NATS URL: expected {' or '.join(NATS_SCHEMES)}://host:port"
+            )
+    return servers
 
 
 @dataclass
 class NatsSettings:
-    url: str | None = None  # None: start an embedded nats-server
+    # None: start an embedded nats-server. Several servers (a cluster) as a YAML list or a
+    # comma-separated string; kept as the comma form, which the environment uses too.
+    url: str | None = None
     connect_timeout: float = 5.0
     # Credentials for a configured server (any one way): user/password, token, a credentials
     # file, an nkey seed; TLS with a CA and optionally a client certificate.
@@ -44,9 +70,26 @@ class NatsSettings:
 
 
 @dataclass
+class DeliverySettings:
+    """How chat commands travel (docs/operations.md, "Delivery"). `durable`: through JetStream
+    streams, acknowledged once answered, redelivered to another runtime when one dies, answered at
+    most once. `at-most-once`: core NATS, as before JetStream; a NATS restart can lose commands."""
+
+    mode: str = "durable"
+    max_age: float = 60.0  # a command older than this when delivered is not run (counted, logged)
+    replicas: int = 1  # copies of each stream in a NATS cluster (3 on a 3-node cluster)
+    ack_wait: float = 5.0  # a runtime silent this long about a command loses it to another
+    max_bytes: int = 64 * 1024 * 1024  # per stream, on the NATS servers' disks
+
+
+@dataclass
 class RedisSettings:
     url: str | None = None  # None: start an embedded redis-server
     prefix: str = "rosey:db:"  # begins every Redis key Rosey writes (runtime/config/keys.py)
+    # When Redis syncs its append-only file to disk: `everysec` may lose the last second of
+    # acknowledged writes on power loss; `always` loses none and costs a disk sync per write.
+    # The embedded redis-server is started with it; a configured one must already run with it.
+    fsync: str = "everysec"
 
 
 @dataclass
@@ -100,11 +143,29 @@ class HttpSettings:
 
 
 @dataclass
+class ConsoleSettings:
+    """The web console (runtime/web/), served on http.listen beside /healthz and /metrics."""
+
+    enabled: bool = True
+    # Logs in to the console; empty: the deploy token. Required off loopback (settings check).
+    token: str = ""
+    session_hours: float = 12.0  # a login lasts this long
+    secure_cookie: bool = False  # mark the session cookie Secure (behind a TLS reverse proxy)
+
+
+@dataclass
 class ActivationSettings:
     stream: str = "activations"  # the Redis stream, a key under redis.prefix
     max_records: int = 10_000  # the stream is capped near this length (XADD MAXLEN ~)
     retention: float = 7 * 86400.0  # seconds; older records are trimmed
     buffer: int = 10_000  # records waiting to be written; past it the oldest are dropped
+
+
+@dataclass
+class DatabaseSettings:
+    # Records a query with no usable index may read; above it the query is refused with the
+    # index to declare (docs/database.md). 0 refuses every such query.
+    scan_limit: int = 1000
 
 
 @dataclass
@@ -121,11 +182,14 @@ class PluginsSettings:
 class Settings:
     nats: NatsSettings = field(default_factory=NatsSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
     cytube: CytubeSettings | None = None  # None: console chat on standard input
     deploy: DeploySettings = field(default_factory=DeploySettings)
     isolation: IsolationSettings = field(default_factory=IsolationSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
     activations: ActivationSettings = field(default_factory=ActivationSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
     plugins: PluginsSettings = field(default_factory=PluginsSettings)
     data_dir: Path = Path(".rosey")
     functions_dir: Path = Path("functions")
@@ -137,13 +201,32 @@ class Settings:
     heartbeat_interval: float = HEARTBEAT_INTERVAL
     sync_workers: int = 32  # threads for sync handlers, shared by all functions
     drain_timeout: float = 10.0
+    # "shared": cooldowns in Redis, across runtimes; "local": in memory (one router, no round trip).
+    cooldowns: str = "shared"
     # The config file as the user named it (default rosey.yaml), for messages; not a setting.
     source: str = field(default=str(DEFAULT_CONFIG), init=False, compare=False)
 
     def check(self, plugins: bool = True) -> None:
         """What can be checked before any server starts, beyond what `load` checked: the HTTP
         address and (`plugins`) that every plugin package in plugins.enabled/standalone exists."""
-        parse_listen(self.http.listen)
+        delivery = self.delivery
+        if delivery.max_age <= 0 or delivery.ack_wait <= 0:
+            key = "delivery.max_age" if delivery.max_age <= 0 else "delivery.ack_wait"
+            raise ConfigError(self.source, key, "expected a number of seconds above 0")
+        if not 1 <= delivery.replicas <= 5 or delivery.max_bytes < 1024 * 1024:
+            key = "delivery.replicas" if not 1 <= delivery.replicas <= 5 else "delivery.max_bytes"
+            raise ConfigError(self.source, key, "expected 1 to 5 replicas and at least 1 MiB")
+        if self.database.scan_limit < 0:
+            raise ConfigError(self.source, "database.scan_limit", "expected 0 or more")
+        address = parse_listen(self.http.listen)
+        console = self.console.enabled and not (self.console.token or self.deploy.token)
+        if address and console and not is_loopback(address[0]):
+            raise ConfigError(
+                self.source,
+                "console.token",
+                f"http.listen {self.http.listen} is not a loopback address: set console.token "
+                "(or deploy.token) so the web console asks for it, or console.enabled: false",
+            )
         if plugins:
             for key in ("enabled", "standalone"):
                 plugin_folders(self.plugins, getattr(self.plugins, key), self.source, key)
@@ -196,6 +279,16 @@ def parse_listen(listen: str) -> tuple[str, int] | None:
     if not colon or not host or not port.isdigit() or int(port) > 65535:
         raise HttpError(listen, 'expected host:port such as "127.0.0.1:8080", or "off"')
     return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or a name) only listens on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def plugin_folders(
@@ -265,6 +358,8 @@ def _convert(hint: Any, value: Any, source: str, key: str) -> Any:
         hint = next(a for a in args if a is not type(None))
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, source, key)  # type: ignore[arg-type]
+    if key == "nats.url":
+        return _nats_url(value, source, key)
     if get_origin(hint) in (list, dict):
         return _convert_collection(hint, value, source, key)
     try:
@@ -291,6 +386,17 @@ def _convert(hint: Any, value: Any, source: str, key: str) -> Any:
     except (TypeError, ValueError) as e:
         raise ConfigError(source, key, f"expected {_type_name(hint)}, got {value!r}") from e
     return value
+
+
+def _nats_url(value: Any, source: str, key: str) -> str:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = ",".join(value)
+    if not isinstance(value, str):
+        raise ConfigError(source, key, f"expected a NATS URL or a list of them, got {value!r}")
+    try:
+        return ",".join(nats_servers(value))
+    except ValueError as e:
+        raise ConfigError(source, key, str(e)) from e
 
 
 def _choice(value: str, source: str, key: str) -> str:

@@ -8,7 +8,6 @@ import re
 import stat
 import subprocess
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from runtime.config import manifest
 from runtime.config.manifest import Function
 from runtime.core import loader
-from runtime.errors import DeployError, ManifestError
+from runtime.errors import DeployError
 
 # A bundle's name and hash become folder names (data_dir/bundles/<name>/<hash>), so both are
 # checked before any path is built from them: the name as manifests allow it, the hash as the
@@ -142,14 +141,7 @@ class Bundle:
 
     def function(self) -> Function:
         """The bundle's manifest, parsed and validated."""
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"{self.name}.yaml"
-            path.write_text(self.manifest, "utf-8")
-            try:
-                f = manifest.parse(manifest.load_yaml(path), self.source or f"{self.name}.yaml")
-            except ManifestError as e:
-                lines = [p.replace(str(path), self.source) for p in e.problems]
-                raise ManifestError(self.source or f"{self.name}.yaml", lines) from e
+        f = manifest.from_text(self.manifest, self.source or f"{self.name}.yaml")
         if f.name != self.name:
             raise DeployError(self.name, f"manifest name {f.name!r} does not match the bundle")
         return f
@@ -170,10 +162,14 @@ class Bundle:
         return folder
 
 
-def build(manifest_path: Path, functions_dir: Path) -> Bundle:
-    """Bundle one manifest with the source files its handlers need."""
+def build(
+    manifest_path: Path, functions_dir: Path, read: manifest.Manifest | None = None
+) -> Bundle:
+    """Bundle one manifest with the source files its handlers need. `read` is the manifest as
+    already read from `manifest_path`, which is then not parsed again."""
     regular_file(manifest_path, manifest_path.parent, manifest_path.stem)
-    f = manifest.load(manifest_path)
+    read = read or manifest.read(manifest_path)
+    f = read.function
     files: dict[str, str] = {}
     for path in loader.source_files(functions_dir, f):
         if not (path.exists() or path.is_symlink()):
@@ -183,7 +179,7 @@ def build(manifest_path: Path, functions_dir: Path) -> Bundle:
             files[path.relative_to(functions_dir).as_posix()] = path.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise DeployError(f.name, f"cannot read {path}: {e}") from e
-    return Bundle.create(f.name, f.version, manifest_path.read_text("utf-8"), files, f.source)
+    return Bundle.create(f.name, f.version, read.text, files, f.source)
 
 
 def check_elsewhere(

@@ -35,6 +35,7 @@ REFUSED: tuple[tuple[tuple[str, ...], str], ...] = (
         "commands come from the router only; ask another function on plugin.<name>.request",
     ),
 )
+CHANNEL_MAX = 100  # contracts.json $defs/channel maxLength
 # What NATS would not take as one subject to publish to: a wildcard, an empty token, or a space
 # or control character (the protocol would read what follows as another argument).
 _INVALID = re.compile(r"(?:^|\.)(?:\*|>)?(?:\.|$)|[\s\x00-\x1f\x7f]")
@@ -95,6 +96,7 @@ class Listener(Protocol):
 
 Sender = Callable[[str, Any], Awaitable[None]]
 Requester = Callable[[str, Any, float], Awaitable[Any]]
+Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
 
 class Context:
@@ -108,15 +110,22 @@ class Context:
         request: Requester,
         catalog: Callable[[], list[Route]] = list,
         db: Any = None,
-        log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+        log: Log | None = None,
         listener: Listener | None = None,
+        *,
+        built: Sender | None = None,
+        logger: logging.Logger | None = None,
     ) -> None:
+        """`built` sends the chat lines this Context builds itself from checked parts, without
+        checking them again (default `publish`). Without `log`, `ctx.log` is built on first use:
+        `logger` (default rosey.fn.<name>) with the function, version and event id as extra."""
         self.function = function
         self.event = event
         self.config: Mapping[str, Any] = function.config
         self.db = db if db is not None else Unavailable()
-        self.log = log or logging.getLogger(f"rosey.fn.{function.name}")
+        self._log, self._logger = log, logger
         self._publish, self._request, self._catalog = publish, request, catalog
+        self._built = built or publish
         self._listener = listener
         self._channel: Channel | None = None
         # Set when the command came as a NATS request: replies are returned, not sent to chat.
@@ -125,6 +134,16 @@ class Context:
         self.reason = ""
         # What this invocation may still say, over reply, send_chat and send_pm together.
         self.budget = Budget.of(function)
+
+    @property
+    def log(self) -> Log:
+        """The function's logger; its lines carry the function, version and correlation id."""
+        if self._log is None:
+            f = self.function
+            logger = self._logger or logging.getLogger(f"rosey.fn.{f.name}")
+            extra = {"function": f.name, "version": f.version, "id": self.event.id}
+            self._log = logging.LoggerAdapter(logger, extra)
+        return self._log
 
     @property
     def name(self) -> str:
@@ -161,11 +180,15 @@ class Context:
                 await self.send_chat(line, self.event.channel)
 
     async def send_chat(self, text: str, channel: str | None = None) -> None:
+        target = channel or self.event.channel
+        # Lines are non-empty strings within the reply caps (at most a chat line's limit), so
+        # the payload is valid unless the channel is not: only then is it checked again.
+        send = self._built if target is None or _a_channel(target) else self._publish
         for line in self.budget.admit(lines(text)):
             payload: dict[str, Any] = {"message": line}
-            if channel or self.event.channel:
-                payload["channel"] = channel or self.event.channel
-            await self._publish(SEND_CHAT, payload)
+            if target:
+                payload["channel"] = target
+            await send(SEND_CHAT, payload)
 
     async def send_pm(self, user: str, text: str) -> None:
         for line in self.budget.admit(lines(text)):
@@ -201,19 +224,23 @@ class Context:
             await self._listener.stop(self.function.name)
 
 
+def _a_channel(value: Any) -> bool:
+    """A channel name the contract takes (`$defs/channel`)."""
+    return type(value) is str and len(value) <= CHANNEL_MAX
+
+
 class SyncContext:
     """The same Context for sync handlers, which run in a worker thread: every call blocks."""
 
     def __init__(self, ctx: Context, loop: asyncio.AbstractEventLoop) -> None:
         self._ctx, self._loop = ctx, loop
-        self.function, self.event, self.config, self.log = (
-            ctx.function,
-            ctx.event,
-            ctx.config,
-            ctx.log,
-        )
+        self.function, self.event, self.config = ctx.function, ctx.event, ctx.config
         self.db = _Blocking(ctx.db, loop)
         self._channel: _Blocking | None = None
+
+    @property
+    def log(self) -> Log:
+        return self._ctx.log
 
     @property
     def name(self) -> str:

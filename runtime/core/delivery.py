@@ -103,21 +103,21 @@ async def respond(bus: Bus, msg: Msg, function: Function, reply: dict[str, Any])
     """Answer a requester; a reply that is not JSON or over NATS's max_payload is the function's
     failure (raised before anything is sent, so the requester gets that failure instead)."""
     try:
-        size = len(
-            json.dumps(reply, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-        )
+        encoded = json.dumps(
+            reply, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode()
     except (TypeError, ValueError, RecursionError) as e:
         raise InvocationError(
             function.name, function.version, f"returned a reply that is not JSON ({e})"
         ) from e
-    limit = bus.nc.max_payload
+    size, limit = len(encoded), bus.nc.max_payload
     if limit and size > limit:
         raise InvocationError(
             function.name,
             function.version,
             f"returned a reply of {size} bytes, over NATS's max_payload of {limit}",
         )
-    await bus.respond(msg, reply)
+    await bus.respond(msg, reply, encoded)  # measured as sent: encoded once
 
 
 async def send(

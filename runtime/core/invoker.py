@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from functools import partial
@@ -16,7 +15,6 @@ from nats.aio.msg import Msg
 
 from runtime.config.manifest import Function, SubjectSpec
 from runtime.constants import (
-    QUEUE_PER_SLOT,
     SEND_CHAT,
     ErrorCode,
     command_subject,
@@ -26,11 +24,12 @@ from runtime.constants import (
 from runtime.core import delivery
 from runtime.core.activation import Activation, Observer, Outcome, new_id, notify
 from runtime.core.breaker import Breaker
-from runtime.core.context import Context, Event, Listener, SyncContext
+from runtime.core.context import Context, Event, Listener
 from runtime.core.examples import check_examples
-from runtime.core.loader import Loaded, is_async
+from runtime.core.loader import Loaded
 from runtime.core.permissions import check_rank, denial_line
 from runtime.core.registry import Route
+from runtime.core.running import Runner
 from runtime.errors import (
     BusError,
     ContractError,
@@ -46,6 +45,9 @@ from runtime.wire import contract
 from runtime.wire.bus import Binding, Bindings, Bus
 
 log = logging.getLogger("rosey.invoker")
+
+# Gives back the cooldown booking of a routed command that did not run (the router's).
+Unrun = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -75,12 +77,20 @@ class Invoker:
         self.function: Function = code.function
         self.code, self.bus, self.executor, self.catalog, self.db = code, bus, executor, catalog, db
         self.observers, self.listener = observers, listener
-        self.in_flight = 0
-        self.waiting = 0
-        self._slots = asyncio.Semaphore(self.function.concurrency)
+        # Routed commands this runtime's router runs here directly (`take`), each in the task
+        # that read its chat line: tracked, so that stopping (a swap's drain) waits for them.
+        self.taken: set[asyncio.Task[Any]] = set()
+        self.taken_abandoned = 0
+        self.stopping = False
         self.stats = Stats()
         self.breaker = Breaker(self.function.quarantine_failures, self.function.quarantine_window)
         self.log = logging.getLogger(f"rosey.fn.{self.function.name}")
+        self.runner = Runner(self.function, executor, self.log)
+        self._run = self.runner.run  # runtime/core/examples.py runs handlers through it too
+        self.subject = command_subject(self.function.name)
+        # What a Context sends that it built from checked parts (its replies) skips the check.
+        self._built = partial(self.bus.publish, checked=True)
+        self.commands: Binding | None = None  # plugin.<name>.command's, set by _bindings
         self.bindings = self._bindings()
 
     def __repr__(self) -> str:
@@ -90,7 +100,8 @@ class Invoker:
         f, queue = self.function, queue_group(self.function.name)
         found = Bindings()
         if f.commands:
-            found.append(Binding(self.bus, command_subject(f.name), self.on_command, queue))
+            self.commands = Binding(self.bus, command_subject(f.name), self.on_command, queue)
+            found.append(self.commands)
         if f.handler:
             found.append(Binding(self.bus, request_subject(f.name), self.on_request, queue))
         for spec in f.subjects:
@@ -102,18 +113,54 @@ class Invoker:
         await self.bindings.start()
 
     async def stop(self, timeout: float = 10.0) -> int:
-        """Unsubscribe and let work already received finish; returns how many were drained."""
-        drained = await self.bindings.stop(timeout)
+        """Unsubscribe and let work already received finish, commands taken directly from the
+        router included; returns how many were drained."""
+        self.stopping = True  # the router forwards from now on: the new version takes them
+        taken = set(self.taken)
+        drained, late = await asyncio.gather(self.bindings.stop(timeout), _finish(taken, timeout))
+        self.taken_abandoned += late
         await self.code.stop()
-        return drained
+        return drained + len(taken)
 
     @property
     def busy(self) -> int:
-        return self.bindings.busy
+        return self.bindings.busy + len(self.taken)
+
+    @property
+    def in_flight(self) -> int:
+        """Handlers running (or, sync, still in their thread after a timeout)."""
+        return self.runner.in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Calls waiting for a slot."""
+        return self.runner.waiting
 
     @property
     def abandoned(self) -> int:
-        return self.bindings.abandoned
+        return self.bindings.abandoned + self.taken_abandoned
+
+    # Local-first dispatch: the router of this runtime runs a command here without NATS
+
+    def can_take(self) -> bool:
+        """A routed command would start at once here: a slot is free, the function is neither
+        paused nor being stopped. No await between this and `take` keeps it true."""
+        return self.runner.free and not (self.stopping or self.breaker.paused)
+
+    async def take(self, payload: dict[str, Any], unrun: Unrun | None = None) -> None:
+        """Run a routed command in the calling task, held like one received on NATS (a swap's
+        drain waits for it); `unrun` gives its cooldown back if it does not run."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.taken.add(task)
+        if self.commands is not None:
+            # Counted as received on the command subject, as a forwarded one is (the service
+            # discovery's num_requests).
+            self.commands.received += 1
+        try:
+            await self.run_command(payload, None, unrun)
+        finally:
+            self.taken.discard(task)
 
     async def check_examples(self) -> None:
         """Run the manifest's examples against this version; raises DeployError on a mismatch."""
@@ -127,10 +174,19 @@ class Invoker:
         except ContractError as e:
             await self._refuse(msg, e)
             return
+        await self.run_command(payload, msg)
+
+    async def run_command(
+        self, payload: dict[str, Any], msg: Msg | None = None, unrun: Unrun | None = None
+    ) -> None:
+        """Receive a routed command (a payload valid on plugin.<name>.command) and run it: the
+        one step from a command to its answer, whether it came over NATS (`msg`) or straight
+        from this runtime's router (`unrun`, which gives the cooldown back if it does not run).
+        """
         route = self._command(payload["command"])
         event = Event(
             kind="command",
-            subject=msg.subject,
+            subject=self.subject,
             payload=payload,
             command=route.name if route else payload["command"],
             args=tuple(payload["args"]),
@@ -142,9 +198,8 @@ class Invoker:
             id=payload.get("id") or new_id(),
         )
         if route is None:
-            await self._refuse(
-                msg, ContractError(msg.subject, f"unknown command {payload['command']!r}")
-            )
+            unknown = ContractError(self.subject, f"unknown command {payload['command']!r}")
+            await self._refuse(msg, unknown, unrun)
             return
         try:
             # The router checked already; checking again protects against direct publishers.
@@ -152,9 +207,14 @@ class Invoker:
         except PermissionDenied as e:
             self.stats.denied += 1
             self._record(event, "denied", 0.0, reason=str(e))
-            await self._tell(msg, event, denial_line(event.user or "?", e), e)
+            await self._tell(msg, event, denial_line(event.user or "?", e), e, unrun)
             return
-        await self._invoke(msg, event, self.function.handler_for(route.name))
+        target = self.function.handler_for(route.name)
+        if target is None:
+            refused = ContractError(self.subject, f"{self.function.name} has no handler for this")
+            await self._refuse(msg, refused, unrun)
+            return
+        await self.invoke(event, target, msg, unrun)
 
     async def on_request(self, msg: Msg) -> None:
         try:
@@ -208,12 +268,16 @@ class Invoker:
             return
         await self.invoke(event, target, msg)
 
-    async def invoke(self, event: Event, target: str, msg: Msg | None = None) -> str:
+    async def invoke(
+        self, event: Event, target: str, msg: Msg | None = None, unrun: Unrun | None = None
+    ) -> str:
         """Run `target` for `event` and answer: quarantine, concurrency, timeout, one activation
-        record and the stats, whatever the event came from (`msg`: the NATS message, if any)."""
+        record and the stats, whatever the event came from (`msg`: the NATS message, if any;
+        `unrun`: gives a routed command's cooldown back if it does not run)."""
         f = self.function
         if not event.id:  # schedules and listen windows: a correlation id of their own
             event = replace(event, id=new_id())
+        # The logger (an adapter naming the function, version and id) is built on first use.
         ctx = Context(
             f,
             event,
@@ -221,10 +285,10 @@ class Invoker:
             self.bus.request,
             self.catalog,
             self.db,
-            logging.LoggerAdapter(
-                self.log, {"function": f.name, "version": f.version, "id": event.id}
-            ),
+            None,
             self.listener,
+            built=self._built,
+            logger=self.log,
         )
         requester = msg is not None and delivery.requester(msg)
         if requester and event.kind == "command":
@@ -233,12 +297,12 @@ class Invoker:
             paused = QuarantineError(f.name)
             self.stats.paused += 1
             self._record(event, "paused", 0.0, reason="quarantined after repeated failures")
-            await self._tell(msg, event, str(paused), paused)
+            await self._tell(msg, event, str(paused), paused, unrun)
             return "paused"
         self.stats.invocations += 1
         began = time.perf_counter()
         try:
-            outcome = await self._attempt(msg, event, ctx, target, requester)
+            outcome = await self._attempt(msg, event, ctx, target, requester, unrun)
         finally:
             if ctx.budget.cut:
                 self.log.warning(
@@ -252,7 +316,13 @@ class Invoker:
         return outcome
 
     async def _attempt(
-        self, msg: Msg | None, event: Event, ctx: Context, target: str, requester: bool
+        self,
+        msg: Msg | None,
+        event: Event,
+        ctx: Context,
+        target: str,
+        requester: bool,
+        unrun: Unrun | None = None,
     ) -> str:
         f, began = self.function, time.perf_counter()
         try:
@@ -261,7 +331,7 @@ class Invoker:
         except FunctionBusy as e:
             self.stats.busy += 1
             self._record(event, "busy", time.perf_counter() - began, error=str(e))
-            await self._tell(msg, event, str(e), e)
+            await self._tell(msg, event, str(e), e, unrun)
             return "busy"
         except InvocationTimeout as e:
             self.stats.timeouts += 1
@@ -333,39 +403,6 @@ class Invoker:
         """Resume a quarantined function; False when it was not paused."""
         return self.breaker.reset()
 
-    async def _run(self, handler: Any, event: Event, ctx: Context) -> Any:
-        f = self.function
-        await self._acquire()
-        timer = asyncio.timeout(f.timeout)
-        if is_async(handler):
-            try:
-                async with timer:
-                    return await handler(event, ctx)
-            except TimeoutError as e:
-                if timer.expired():
-                    raise InvocationTimeout(f.name, f.version, f.timeout) from e
-                raise InvocationError(f.name, f.version, _brief(e)) from e
-            except (Exception, SystemExit) as e:
-                raise InvocationError(f.name, f.version, _brief(e), _code(e)) from e
-            finally:
-                self._release()
-        loop = asyncio.get_running_loop()
-        run = contextvars.copy_context().run
-        future = loop.run_in_executor(self.executor, run, handler, event, SyncContext(ctx, loop))
-        # A thread cannot be cancelled: the slot is held until the handler really returns, so a
-        # handler that hangs uses up its own function's concurrency, not everyone's threads.
-        future.add_done_callback(lambda _: self._release_thread(future))
-        try:
-            async with timer:
-                return await asyncio.shield(future)
-        except TimeoutError as e:
-            if timer.expired():
-                raise InvocationTimeout(f.name, f.version, f.timeout) from e
-            raise InvocationError(f.name, f.version, _brief(e)) from e
-        except (Exception, SystemExit) as e:
-            # sys.exit() in a handler in this process must not end the runtime.
-            raise InvocationError(f.name, f.version, _brief(e), _code(e)) from e
-
     def _record(
         self, event: Event, outcome: Outcome, duration: float, error: str = "", reason: str = ""
     ) -> None:
@@ -389,34 +426,6 @@ class Invoker:
             ),
         )
 
-    async def _acquire(self) -> None:
-        """A slot of the function's concurrency; a short bounded wait, then FunctionBusy."""
-        f = self.function
-        if not self._slots.locked():
-            await self._slots.acquire()  # free: returns at once, no timer needed
-            self.in_flight += 1
-            return
-        if self.waiting >= f.concurrency * QUEUE_PER_SLOT:
-            raise FunctionBusy(f.name)
-        self.waiting += 1
-        try:
-            async with asyncio.timeout(f.timeout):
-                await self._slots.acquire()
-        except TimeoutError as e:
-            raise FunctionBusy(f.name) from e
-        finally:
-            self.waiting -= 1
-        self.in_flight += 1
-
-    def _release(self) -> None:
-        self.in_flight -= 1
-        self._slots.release()
-
-    def _release_thread(self, future: asyncio.Future[Any]) -> None:
-        self._release()
-        if future.done() and not future.cancelled() and future.exception() is not None:
-            self.log.debug("late sync handler ended with %r", future.exception())
-
     # Answers (runtime/core/delivery.py: the reply caps, what a return value may be)
 
     async def _deliver(
@@ -433,16 +442,26 @@ class Invoker:
         if requester and msg is not None and ctx.collected is not None:
             await delivery.respond(self.bus, msg, f, contract.ok({"replies": ctx.collected}))
 
-    async def _tell(self, msg: Msg | None, event: Event, line: str, error: RoseyError) -> None:
+    async def _tell(
+        self,
+        msg: Msg | None,
+        event: Event,
+        line: str,
+        error: RoseyError,
+        unrun: Unrun | None = None,
+    ) -> None:
         """One short line to the user (or a structured error to a requester), never a traceback.
-        A routed command that did not run also answers the router, which gives back its
-        cooldown."""
+        A routed command that did not run also answers the router (or, taken from this
+        runtime's router, calls `unrun`), which gives back its cooldown."""
         try:
             if msg is not None and delivery.requester(msg):
                 await self.bus.respond(msg, contract.failure(error.code, line))
                 return
-            if msg is not None and delivery.routed(msg) and not isinstance(error, delivery.RAN):
-                await self.bus.respond(msg, contract.failure(error.code, line))
+            if not isinstance(error, delivery.RAN):
+                if msg is not None and delivery.routed(msg):
+                    await self.bus.respond(msg, contract.failure(error.code, line))
+                elif unrun is not None:
+                    await unrun()
             if event.kind != "command":
                 return
             ctx = Context(self.function, event, self.bus.publish, self.bus.request)
@@ -450,16 +469,21 @@ class Invoker:
         except RoseyError as e:
             self.log.warning("could not tell %s: %s", event.user or "the requester", e)
 
-    async def _refuse(self, msg: Msg, error: ContractError) -> None:
+    async def _refuse(
+        self, msg: Msg | None, error: ContractError, unrun: Unrun | None = None
+    ) -> None:
         self.log.warning("refused message: %s", error)
-        await self.bus.respond(msg, contract.failure(ErrorCode.INVALID_INPUT, str(error)))
+        if msg is not None:
+            await self.bus.respond(msg, contract.failure(ErrorCode.INVALID_INPUT, str(error)))
+        elif unrun is not None:
+            await unrun()
 
 
-def _brief(e: BaseException) -> str:
-    if isinstance(e, WorkerError):
-        return str(e)  # already "RuntimeError: ..." from the worker, or how the worker died
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-
-
-def _code(e: BaseException) -> ErrorCode:
-    return e.code if isinstance(e, RoseyError) else ErrorCode.PLUGIN_ERROR
+async def _finish(tasks: set[asyncio.Task[Any]], timeout: float) -> int:
+    """Wait for `tasks`; cancel those still running after `timeout` and return how many."""
+    if not tasks:
+        return 0
+    _, late = await asyncio.wait(tasks, timeout=timeout)
+    for task in late:
+        task.cancel()
+    return len(late)

@@ -42,7 +42,7 @@ class Loaded(Protocol):
     def purge(self) -> None: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class Code:
     """A function's imported handlers, keyed by their `module:function` target."""
 
@@ -52,6 +52,9 @@ class Code:
     digest: str
     files: list[Path] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)  # entries of sys.path_importer_cache
+    # The modules this load made, when that is all of them (no package, whose submodules can be
+    # imported later); None: purge looks through sys.modules for the prefix.
+    modules: list[str] | None = None
 
     def handler(self, target: str) -> Handler:
         return self.handlers[target]
@@ -65,8 +68,11 @@ class Code:
 
     def purge(self) -> None:
         """Forget the modules this load created; running invocations keep their references."""
-        for name in [m for m in sys.modules if m == self.prefix or m.startswith(self.prefix + ".")]:
-            del sys.modules[name]
+        names = self.modules
+        if names is None:  # a scan of every module: with many functions, purging each is O(n)
+            names = [m for m in sys.modules if m == self.prefix or m.startswith(self.prefix + ".")]
+        for name in names:
+            sys.modules.pop(name, None)
         forget_folders(self.folders)
 
 
@@ -112,6 +118,8 @@ def load(function: Function, functions_dir: Path) -> Code:
                 raise LoadError(function.name, target, f"{_where(module)} has no {attr!r}")
             _check_signature(function, target, handler)
             code.handlers[target] = handler
+        if not any(hasattr(module, "__path__") for module in tops.values()):
+            code.modules = [f"{prefix}.{top}" for top in tops]
     except BaseException:
         code.purge()
         raise

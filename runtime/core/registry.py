@@ -9,7 +9,7 @@ from runtime.config.manifest import Command, Function
 from runtime.errors import RegistryError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Route:
     function: Function
     command: Command

@@ -8,11 +8,14 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from functools import partial
+from typing import Any, Protocol, cast
 
+from msgspec import UNSET
 from nats.aio.msg import Msg
 
 from runtime.config.manifest import Command
+from runtime.config.settings import DeliverySettings
 from runtime.constants import CHAT, PM, ROUTED_REPLY, SEND_CHAT, SEND_PM, command_subject
 from runtime.core.activation import Activation, Observer, Outcome, new_id, notify
 from runtime.core.cooldowns import SharedCooldowns, exempt
@@ -21,6 +24,9 @@ from runtime.core.registry import Registry, Route
 from runtime.errors import ContractError, PermissionDenied, RoseyError
 from runtime.wire import contract
 from runtime.wire.bus import Binding, Bindings, Bus
+from runtime.wire.intake import Intake
+from runtime.wire.payloads import Line
+from runtime.wire.streams import CHAT_LINES
 
 log = logging.getLogger("rosey.router")
 
@@ -31,6 +37,24 @@ BUILTIN = "rosey"  # `!rosey enable <function>`, unless a function claims the co
 Admin = Callable[[list[str], str, float], Awaitable[str]]
 # Cooldown bookings that an invoker may still give back, at most this many at once.
 MAX_PENDING = 10_000
+
+
+class Local(Protocol):
+    """A function loaded in this runtime, as the router runs its commands without NATS
+    (runtime/core/invoker.py's Invoker)."""
+
+    def can_take(self) -> bool: ...
+
+    async def take(
+        self, payload: dict[str, Any], unrun: Callable[[], Awaitable[None]] | None = None
+    ) -> None: ...
+
+
+Locals = Callable[[str], Local | None]
+
+
+def _free(local: Local | None) -> bool:
+    return local is not None and local.can_take()
 
 
 def parse(text: str, prefix: str) -> tuple[str, list[str]] | None:
@@ -67,8 +91,16 @@ class Router:
         cooldowns: SharedCooldowns | None = None,
         observers: Sequence[Observer] = (),
         admin: Admin | None = None,
+        local: Locals | None = None,
+        delivery: DeliverySettings | None = None,
     ) -> None:
+        """`local` finds a function loaded in this runtime by name: its commands run here
+        directly when it has a free slot (local-first dispatch); the rest go over NATS.
+        `delivery` in durable mode: chat lines come from the JetStream consumer every runtime
+        shares, not from core NATS (runtime/wire/intake.py), and a line is acknowledged once
+        its command has been answered here."""
         self.bus, self.registry, self.prefix = bus, registry, prefix
+        self.local = local
         # In Redis when the runtime has it, so a cooldown holds whichever runtime routes the line.
         self.cooldowns = cooldowns or SharedCooldowns()
         self.observers = observers
@@ -80,79 +112,122 @@ class Router:
         # runtime it is, and the booking is given back (cooldowns start only when a command runs).
         self.unrun = f"{ROUTED_REPLY}.{uuid.uuid4().hex}"
         self.booked: OrderedDict[str, tuple[Command, str, str | None, float, float]] = OrderedDict()
-        self.bindings = Bindings(
-            [
+        self.intake: Intake | None = None
+        lines: list[Binding] = []
+        if delivery is not None and delivery.mode == "durable":
+            self.intake = Intake(
+                bus.nc.jetstream(),
+                CHAT_LINES,
+                self.route,
+                max_age=delivery.max_age,
+                ack_wait=delivery.ack_wait,
+            )
+        else:
+            lines = [
                 Binding(bus, CHAT, self.on_message, ROUTER_QUEUE),
                 Binding(bus, PM, self.on_message, ROUTER_QUEUE),
-                Binding(bus, f"{self.unrun}.*", self.on_not_run),
             ]
-        )
-        self.routed = 0
+        self.bindings = Bindings([*lines, Binding(bus, f"{self.unrun}.*", self.on_not_run)])
+        self.routed = 0  # commands dispatched, here or over NATS
+        self.taken = 0  # of them, run here without NATS
         self.released = 0
 
     async def start(self) -> None:
         await self.bindings.start()
+        if self.intake is not None:
+            await self.intake.start()
 
     async def stop(self, timeout: float = 10.0) -> None:
+        if self.intake is not None:
+            await self.intake.stop(timeout)  # what is not answered by then goes to another
         await self.bindings.stop(timeout)
 
     @property
     def busy(self) -> int:
-        return self.bindings.busy
+        return self.bindings.busy + (self.intake.busy if self.intake is not None else 0)
 
     async def on_message(self, msg: Msg) -> None:
+        await self.route(msg)
+
+    async def route(self, msg: Msg, durable: str | None = None) -> bool:
+        """Route one chat line. `durable`: the line's id in JetStream (a redelivery has the
+        same), used as the command's id; then a command is only run here, and False gives the
+        line back for another runtime when the function cannot start here now."""
         try:
-            payload = contract.decode(msg.subject, msg.data)
+            decoded, _ = contract.decode_struct(msg.subject, msg.data)  # in one step, as a Struct
         except ContractError as e:
             log.warning("ignored malformed message: %s", e)
-            return
-        parsed = parse(payload["message"], self.prefix)
+            return True
+        line = cast(Line, decoded)  # cytube.chat's or cytube.pm's
+        parsed = parse(line.message, self.prefix)
         if parsed is None:
-            return
+            return True
         word, args = parsed
         route = self.registry().resolve(word)
         source = "pm" if msg.subject == PM else "chat"
-        if route is None and word == BUILTIN and self.admin is not None:
-            line = await self.admin(args, payload["user"], payload["rank"])
-            await self._answer(payload, source, line)
-            return
+        user, rank = line.user, line.rank
+        channel = None if line.channel is UNSET else line.channel
+        if route is None and word == BUILTIN:
+            if self.admin is None:
+                return durable is None  # a runtime that has the built-in takes it
+            await self._answer(user, channel, source, await self.admin(args, user, rank))
+            return True
         if route is None:
-            return  # unknown commands are ignored: other bots may own them
-        user, rank = payload["user"], payload["rank"]
+            return True  # unknown commands are ignored: other bots may own them
         command = route.command
-        correlation = new_id()
+        correlation = durable or new_id()
+        local = self.local(route.function.name) if self.local is not None else None
+        if durable is not None and not route.function.external and not _free(local):
+            return False  # not loaded here, or busy: another runtime (or this one later)
         try:
             check_rank(command, rank)
         except PermissionDenied as e:
-            self._record(correlation, route, payload, "denied", str(e))
-            await self._answer(payload, source, denial_line(user, e))
-            return
-        channel = payload.get("channel")
+            self._record(correlation, route, user, channel, "denied", str(e))
+            await self._answer(user, channel, source, denial_line(user, e))
+            return True
         wait = await self.cooldowns.remaining(command, user, channel, rank, token=correlation)
         if wait > 0:
-            self._record(correlation, route, payload, "cooldown", f"{wait:.1f}s left")
+            self._record(correlation, route, user, channel, "cooldown", f"{wait:.1f}s left")
             await self._answer(
-                payload,
+                user,
+                channel,
                 source,
                 f"{user}: !{command.name} is cooling down, try again in {max(1, round(wait))}s.",
             )
-            return
+            return True
         routed: dict[str, Any] = {
             "command": command.name,
             "args": args,
             "user": user,
             "rank": rank,
-            "raw_message": payload["message"],
+            "raw_message": line.message,
             "source": source,
             "id": correlation,
-            "time": payload.get("time") or int(time.time() * 1000),
+            "time": (line.time if line.time is not UNSET else 0) or int(time.time() * 1000),
         }
         if channel is not None:
             routed["channel"] = channel
+        # External functions (other processes, legacy plugins) would take a reply subject for a
+        # requester's: their cooldown is kept as booked.
+        booked = command.cooldown > 0 and not exempt(command, rank) and not route.function.external
+        # Looked up again: a swap during the cooldown check has a new invoker take it.
+        local = self.local(route.function.name) if self.local is not None else None
+        if local is not None and local.can_take():
+            # Local-first: the function is loaded here and would start at once, so it runs in
+            # this task; a command that does not run gives its booking back directly.
+            self.routed += 1
+            self.taken += 1
+            unrun = None
+            if booked:
+                unrun = partial(self._give_back, (command, user, channel, rank), correlation)
+            await local.take(routed, unrun)
+            return True
+        if durable is not None and not route.function.external:
+            # It became busy while the cooldown was booked: give both back.
+            await self._give_back((command, user, channel, rank), correlation)
+            return False
         reply = ""
-        if command.cooldown > 0 and not exempt(command, rank) and not route.function.external:
-            # External functions (other processes, legacy plugins) would take a reply subject
-            # for a requester's: their cooldown is kept as booked.
+        if booked:
             reply = f"{self.unrun}.{correlation}"
             self._remember(correlation, (command, user, channel, rank))
         try:
@@ -164,6 +239,7 @@ class Router:
         except RoseyError as e:
             log.error("could not route !%s from %s: %s", word, user, e)
             await self._release(correlation)
+        return True
 
     async def on_not_run(self, msg: Msg) -> None:
         """An invoker did not run a routed command: give its cooldown booking back."""
@@ -182,11 +258,23 @@ class Router:
         if booking is None:
             return
         command, user, channel, rank, _ = booking
+        await self._give_back((command, user, channel, rank), correlation)
+
+    async def _give_back(
+        self, booking: tuple[Command, str, str | None, float], correlation: str
+    ) -> None:
+        command, user, channel, rank = booking
         if await self.cooldowns.release(command, user, channel, rank, correlation):
             self.released += 1
 
     def _record(
-        self, correlation: str, route: Route, payload: dict[str, Any], outcome: Outcome, reason: str
+        self,
+        correlation: str,
+        route: Route,
+        user: str,
+        channel: str | None,
+        outcome: Outcome,
+        reason: str,
     ) -> None:
         if self.observers:
             notify(
@@ -197,22 +285,21 @@ class Router:
                     version=route.function.version,
                     kind="command",
                     command=route.command.name,
-                    user=payload["user"],
-                    channel=payload.get("channel"),
+                    user=user,
+                    channel=channel,
                     outcome=outcome,
                     reason=reason,
                 ),
             )
 
-    async def _answer(self, payload: dict[str, Any], source: str, line: str) -> None:
-        channel = payload.get("channel")
+    async def _answer(self, user: str, channel: str | None, source: str, line: str) -> None:
         out: dict[str, Any] = {"message": line}
         if channel is not None:
             out["channel"] = channel
         try:
             if source == "pm":
-                await self.bus.publish(SEND_PM, {"to": payload["user"], **out})
+                await self.bus.publish(SEND_PM, {"to": user, **out})
             else:
                 await self.bus.publish(SEND_CHAT, out)
         except RoseyError as e:
-            log.warning("could not answer %s: %s", payload["user"], e)
+            log.warning("could not answer %s: %s", user, e)

@@ -17,7 +17,7 @@ from runtime import __version__
 from runtime.config import manifest
 from runtime.config.keys import DEFAULT_NAMESPACE, Namespace
 from runtime.config.manifest import Function
-from runtime.config.settings import Settings
+from runtime.config.settings import DeliverySettings, Settings
 from runtime.constants import PLATFORM_HEARTBEAT, PLATFORM_SHUTDOWN, PLATFORM_STARTUP
 from runtime.core import loader
 from runtime.core.activation import Observer
@@ -51,7 +51,9 @@ class Wiring:
     removal (service discovery). `admin` answers the router's built-in `!rosey` command.
     `isolate` loads a function declaring `isolation: process` in a worker process; without it
     such a function is refused. `redis` (an asyncio client) shares cooldowns and schedule claims
-    across runtimes under the namespace `keys`; None keeps them in this process.
+    across runtimes under the namespace `keys`; None keeps them in this process. `delivery` in
+    durable mode has the router take chat lines from JetStream (the streams must exist:
+    runtime/wire/streams.py); None keeps core NATS.
     """
 
     db: DbFactory | None = None
@@ -62,6 +64,7 @@ class Wiring:
     swap_hooks: Sequence[SwapHook] = ()
     admin: Admin | None = None
     isolate: Isolate | None = None
+    delivery: DeliverySettings | None = None
 
 
 @dataclass
@@ -129,9 +132,12 @@ class Runtime:
                 bus,
                 lambda: self.registry,
                 settings.command_prefix,
-                cooldowns=SharedCooldowns(redis, wiring.keys),
+                cooldowns=SharedCooldowns(redis, wiring.keys, mode=settings.cooldowns),
                 observers=self.observers,
                 admin=wiring.admin,
+                # Local-first: commands of functions loaded here run without a second NATS hop.
+                local=lambda name: self.invokers.get(name),
+                delivery=wiring.delivery,
             )
             if route
             else None

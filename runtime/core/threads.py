@@ -94,9 +94,14 @@ class Reaped:
 
     def __init__(self, code: Loaded) -> None:
         self.code, self.function = code, code.function
+        # Wrapped once per target, not on every call (a version's code does not change).
+        self._wrapped: dict[str, loader.Handler] = {}
 
     def handler(self, target: str) -> loader.Handler:
-        return reaped(self.code.handler(target), self.function.name)
+        found = self._wrapped.get(target)
+        if found is None:
+            found = self._wrapped[target] = reaped(self.code.handler(target), self.function.name)
+        return found
 
     async def start(self) -> None:
         await self.code.start()

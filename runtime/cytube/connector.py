@@ -15,9 +15,10 @@ from nats.aio.msg import Msg
 from redis.asyncio import Redis
 
 from runtime.config.keys import DEFAULT_NAMESPACE, Namespace
-from runtime.config.settings import CytubeSettings
-from runtime.constants import SEND_CHAT, SEND_PM
+from runtime.config.settings import CytubeSettings, DeliverySettings
+from runtime.constants import CHAT, PM, SEND_CHAT, SEND_PM
 from runtime.cytube.actions import Actions
+from runtime.cytube.durable import DurableLines
 from runtime.cytube.events import ChannelState
 from runtime.cytube.lease import Lease, make_lease
 from runtime.cytube.sendqueue import Outgoing, Refused, SendQueue, TokenBucket, prepare
@@ -25,6 +26,7 @@ from runtime.cytube.session import IP_LIMIT_DELAY, KICK_DELAY, Ended, Session, d
 from runtime.errors import ConfigError, ConnectorError, ContractError, LoginError, RoseyError
 from runtime.wire import contract
 from runtime.wire.bus import Binding, Bus
+from runtime.wire.intake import Intake
 
 log = logging.getLogger("rosey.cytube")
 
@@ -65,9 +67,11 @@ class Connector:
         keys: Namespace = DEFAULT_NAMESPACE,
         *,
         lease: Lease | None = None,
+        delivery: DeliverySettings | None = None,
     ) -> None:
         """The lease is under `keys` in `redis`, the process's client (closed by its owner).
-        Without Redis this process alone serves the channel."""
+        Without Redis this process alone serves the channel. With `delivery` in durable mode,
+        chat lines go to JetStream and lines to say come from it (runtime/cytube/durable.py)."""
         _validate(settings)
         self.settings, self.bus, self.channel = settings, bus, settings.channel
         self.server = urlsplit(settings.url).netloc
@@ -83,11 +87,17 @@ class Connector:
             retries=settings.send_retries,
         )
         self.actions = Actions(self, bus)
-        self.bindings = [
-            Binding(bus, SEND_CHAT, self._on_send),
-            Binding(bus, SEND_PM, self._on_send),
-            *self.actions.bindings(),
-        ]
+        self.durable = (
+            DurableLines(bus, delivery, self._on_send)
+            if delivery is not None and delivery.mode == "durable"
+            else None
+        )
+        sending: list[Binding | Intake] = (
+            [self.durable.intake]
+            if self.durable is not None
+            else [Binding(bus, SEND_CHAT, self._on_send), Binding(bus, SEND_PM, self._on_send)]
+        )
+        self.bindings = [*sending, *self.actions.bindings()]
         self.state = "stopped"
         self.error: ConnectorError | None = None
         self.logins = 0
@@ -107,6 +117,8 @@ class Connector:
         after a first failure worth retrying (retries go on in the background). Raises
         ConnectorError (LoginError for bad credentials) when the channel cannot be served."""
         self._first = asyncio.get_running_loop().create_future()
+        if self.durable is not None:
+            await self.durable.publisher.start()
         self._task = asyncio.create_task(self._run(), name=f"cytube-{self.channel}")
         try:
             await self._first
@@ -120,6 +132,8 @@ class Connector:
         await self._disconnect()
         if self._task is not None:
             await self._task
+        if self.durable is not None:
+            await self.durable.publisher.stop()  # what CyTube said before the end, into JetStream
 
     async def wait(self) -> None:
         """Returns when the connector has stopped; raises the error that stopped it, if any."""
@@ -381,6 +395,9 @@ class Connector:
 
     async def _publish(self, subject: str, payload: dict[str, Any]) -> None:
         try:
+            if self.durable is not None and subject in (CHAT, PM):
+                self.durable.publish(subject, payload)
+                return
             await self.bus.publish(subject, payload)
         except RoseyError as e:
             log.warning("could not publish %s: %s", subject, e)

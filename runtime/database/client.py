@@ -17,6 +17,9 @@ from runtime.database.store import DEFAULT_LIMIT, Page
 from runtime.errors import CollectionDenied, ContractError
 from runtime.wire import contract
 from runtime.wire.bus import Bus
+from runtime.wire.scope import CURRENT
+
+WRITES = frozenset({"set", "update", "delete"})
 
 
 async def request(
@@ -129,6 +132,10 @@ class DatabaseClient:
     ) -> dict[str, Any]:
         if collection not in self.collections:
             raise CollectionDenied(self.function, collection, self.collections)
+        scope = CURRENT.get()
+        if scope is not None and operation in WRITES:
+            # A command under durable delivery: its writes apply once however often it is run.
+            payload["token"] = scope.write_token()
         reply = await request(
             self.bus, operation, {"collection": collection, **payload}, self.timeout
         )

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from runtime.database import codec as dbcodec
 from runtime.database.codec import MISSING, Bound, RecordId
+from runtime.errors import StoreError
 
 OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$contains")
 MAX_ORDER_KEYS = 8
@@ -183,7 +184,7 @@ class Plan:
     `page`: walk one sorted set (`index` is "" for the id index) over `ranges[0]` and read only
     the page; exact, so no record is filtered afterwards. `candidates`: read the ids in `ranges`
     of `index` (or `ids`, for an id lookup), then filter and sort them. `scan`: read the whole
-    collection.
+    collection (the Store refuses that above its `scan_limit`; `index_hint` names the fix).
     """
 
     kind: Literal["page", "candidates", "scan"]
@@ -264,6 +265,45 @@ def plan(conditions: list[Condition], orders: list[Order], indexed: frozenset[st
             return [Plan("page", name, ranges, orders[0].descending)]
         plans.append(Plan("candidates", name, ranges))
     return plans or [Plan("scan")]
+
+
+def index_hint(conditions: list[Condition], orders: list[Order]) -> list[str]:
+    """Fields an index on which would let `plan` avoid reading the whole collection: those the
+    conditions narrow (equality, `$in`, ranges), or, without conditions, the one `order_by`
+    field; [] when no index can help (`$ne`, `$contains`, several orders, ...)."""
+    if not conditions:
+        return [orders[0].field] if len(orders) == 1 and orders[0].field != "id" else []
+    by_field: dict[str, list[Condition]] = {}
+    for c in conditions:
+        by_field.setdefault(c.field, []).append(c)
+    return [n for n, conds in by_field.items() if n != "id" and _ranges(conds) is not None]
+
+
+class ScanRefused(StoreError):
+    """A query no index can answer, of a collection too big to read whole (`scan_limit`)."""
+
+    def __init__(
+        self, operation: str, collection: str, size: int, limit: int, fields: list[str]
+    ) -> None:
+        self.collection, self.size, self.fields = collection, size, fields
+        over = (
+            f"collection {collection} has {size:,} records, more than database.scan_limit "
+            f"({limit:,})"
+        )
+        if fields:
+            which = "it" if len(fields) == 1 else "one of them"
+            detail = (
+                f"{over}; a query by {' or '.join(fields)} without an index would read them "
+                f"all: declare an index on {which} in the manifest "
+                f"(indexes: {{{collection}: [{fields[0]}]}})"
+            )
+        else:
+            detail = (
+                f"{over}, and no index can answer this filter, so it would read them all: add "
+                "a condition on an indexed field ($eq, $in or a range), or raise "
+                "database.scan_limit"
+            )
+        super().__init__(operation, detail)
 
 
 def _id_lookup(conds: list[Condition]) -> list[RecordId] | None:

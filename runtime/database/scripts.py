@@ -7,7 +7,10 @@ re-encoding would damage large integers and floats); only `vkey` looks inside, t
 same index key as dbcodec.value_key.
 
 Writes take a token: a retried command (redis-py retries after a lost connection) finds the
-token's `done:` key and returns the first result instead of applying the write twice.
+token's `done:` key and returns the first result instead of applying the write twice. A caller
+may give its own token (`database.set`'s `token`): a chat command delivered again after its
+runtime died writes under the same tokens as the first time. The key lives ten minutes, longer
+than any command is redelivered (delivery.max_age).
 
 Keys of a collection all start with `<prefix>{<collection>}:` (ARGV[1], "base"): `r:<id>`
 records, `ids` the id index, `seq` the id counter, `meta` the declared indexes (field →
@@ -110,7 +113,7 @@ local args = {'id', idjson}
 for i = 6, #ARGV do args[#args + 1] = ARGV[i] end
 hset(rec, args)
 redis.call('ZADD', KEYS[1], 0, idkey)
-if token ~= '' then redis.call('SET', done, idkey, 'EX', 10) end
+if token ~= '' then redis.call('SET', done, idkey, 'EX', 600) end
 return idkey
 """
 )
@@ -155,7 +158,7 @@ local fields = redis.call('HKEYS', KEYS[1])
 local before = values(rec, fields)
 if #args > 0 then hset(rec, args) end
 if #fields > 0 then reindex(base, fields, idkey, before, values(rec, fields)) end
-if token ~= '' then redis.call('SET', done, '1', 'EX', 10) end
+if token ~= '' then redis.call('SET', done, '1', 'EX', 600) end
 return redis.call('HGETALL', rec)
 """
 )
@@ -176,7 +179,7 @@ local fields = redis.call('HKEYS', KEYS[2])
 if #fields > 0 then reindex(base, fields, idkey, values(rec, fields), nil) end
 redis.call('DEL', rec)
 redis.call('ZREM', KEYS[1], idkey)
-if token ~= '' then redis.call('SET', done, '1', 'EX', 10) end
+if token ~= '' then redis.call('SET', done, '1', 'EX', 600) end
 return 1
 """
 )

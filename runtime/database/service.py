@@ -120,11 +120,13 @@ class DatabaseService:
         if operation == "get":
             record = await store.get(collection, request["id"])
             return contract.ok(record) if record is not None else self._missing(request)
+        token = request.get("token")  # the caller's idempotency token, for a write repeated
         if operation == "set":
-            return contract.ok(id=await store.set(collection, request["id"], request["data"]))
+            record_id = await store.set(collection, request["id"], request["data"], token)
+            return contract.ok(id=record_id)
         if operation == "update":
             record = await store.update(
-                collection, request["id"], request.get("data"), request.get("inc")
+                collection, request["id"], request.get("data"), request.get("inc"), token
             )
             return contract.ok(record) if record is not None else self._missing(request)
         if operation == "query":
@@ -137,7 +139,7 @@ class DatabaseService:
             )
             return contract.ok(page.records, count=page.count)
         if operation == "delete":
-            deleted = await store.delete(collection, request["id"])
+            deleted = await store.delete(collection, request["id"], token)
             return contract.ok() if deleted else self._missing(request)
         return contract.ok(count=await store.count(collection, request.get("filter")))
 

@@ -15,6 +15,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from runtime.config.keys import DEFAULT_PREFIX, Namespace
+from runtime.config.settings import DatabaseSettings
 from runtime.database import codec as dbcodec
 from runtime.database import query as dbquery
 from runtime.database import scripts as dbscripts
@@ -24,7 +25,8 @@ from runtime.errors import ContractError, StoreError
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 INDEX_CACHE_SECONDS = 5.0  # how soon an index another process declared is used here
-BATCH = 500
+BATCH = 500  # ids read, or records fetched (one pipeline), per round trip
+DEFAULT_SCAN_LIMIT = DatabaseSettings.scan_limit
 
 # Shared with the benchmark's baseline so both measure the same client. Short connect timeout
 # and a few quick retries: a restarted Redis is found again, a dead one is reported in ~1 s.
@@ -78,10 +80,12 @@ class Page:
 class Store:
     """Records of named collections in Redis; every write keeps its indexes consistent."""
 
-    def __init__(self, redis: Redis, keys: Namespace) -> None:
+    def __init__(self, redis: Redis, keys: Namespace, scan_limit: int = DEFAULT_SCAN_LIMIT) -> None:
         """`redis` is the process's client (decode_responses=True), shared and closed by its
-        owner; every key is under `keys`."""
+        owner; every key is under `keys`. A query no index answers reads the whole collection,
+        so above `scan_limit` records it is refused (query.ScanRefused) instead."""
         self.redis, self.keys = redis, keys
+        self.scan_limit = scan_limit
         self._owned = False
         self._ready: dict[str, tuple[float, frozenset[str]]] = {}
         self._bases: dict[str, str] = {}
@@ -92,11 +96,13 @@ class Store:
         self._backfill = redis.register_script(dbscripts.BACKFILL)
 
     @classmethod
-    async def connect(cls, url: str, prefix: str = DEFAULT_PREFIX) -> Store:
+    async def connect(
+        cls, url: str, prefix: str = DEFAULT_PREFIX, scan_limit: int = DEFAULT_SCAN_LIMIT
+    ) -> Store:
         """A Store with a client of its own (tests, tools), after one PING to prove Redis answers;
         `close()` closes that client."""
         keys = Namespace(prefix)  # ConfigError before anything is opened
-        store = cls(await open_client(url), keys)
+        store = cls(await open_client(url), keys, scan_limit)
         store._owned = True
         return store
 
@@ -124,22 +130,28 @@ class Store:
         return dbcodec.decode_record(flat) if flat else None
 
     async def set(
-        self, collection: str, record_id: RecordId | None, data: Mapping[str, Any]
+        self,
+        collection: str,
+        record_id: RecordId | None,
+        data: Mapping[str, Any],
+        token: str | None = None,
     ) -> RecordId:
-        """Create or replace a record; `record_id` None allocates the next integer id."""
+        """Create or replace a record; `record_id` None allocates the next integer id. A write
+        repeated with the same `token` (within ten minutes) is applied once."""
         with _Invalid("set"):
             base = self.base(collection)
             rid = None if record_id is None else dbcodec.normalize_id(record_id)
             pairs = _pairs(data, rid)
         if rid is None:
-            ident, token = ["", "", ""], _token()  # allocation is not idempotent: guard retries
+            ident = ["", "", ""]
+            token = token or _token()  # allocation is not idempotent: guard retries
         else:
             ident = [
                 dbcodec.id_key(rid),
                 dbcodec.raw_id(rid),
                 dbcodec.encode_value(rid, "id").decode(),
             ]
-            token = ""
+            token = token or ""
         with _Failing("set"):
             key = await self._set(
                 keys=[base + "ids", base + "meta", base + "seq"], args=[base, token, *ident, *pairs]
@@ -152,8 +164,10 @@ class Store:
         record_id: RecordId,
         data: Mapping[str, Any] | None = None,
         inc: Mapping[str, int | float] | None = None,
+        token: str | None = None,
     ) -> dict[str, Any] | None:
-        """Set some fields and add to numeric ones, atomically; None when there is no record."""
+        """Set some fields and add to numeric ones, atomically; None when there is no record.
+        An update repeated with the same `token` is applied once."""
         with _Invalid("update"):
             base = self.base(collection)
             rid = dbcodec.normalize_id(record_id)
@@ -164,7 +178,7 @@ class Store:
                 keys=[base + "meta"],
                 args=[
                     base,
-                    _token() if amounts else "",
+                    token or (_token() if amounts else ""),
                     dbcodec.raw_id(rid),
                     dbcodec.id_key(rid),
                     len(pairs),
@@ -174,15 +188,16 @@ class Store:
             )
         return dbcodec.decode_record(flat) if flat else None
 
-    async def delete(self, collection: str, record_id: RecordId) -> bool:
-        """True when a record was deleted, False when there was none."""
+    async def delete(self, collection: str, record_id: RecordId, token: str | None = None) -> bool:
+        """True when a record was deleted, False when there was none (a delete repeated with
+        the same `token` answers as the first did)."""
         with _Invalid("delete"):
             base = self.base(collection)
             rid = dbcodec.normalize_id(record_id)
         with _Failing("delete"):
             deleted = await self._delete(
                 keys=[base + "ids", base + "meta"],
-                args=[base, _token(), dbcodec.raw_id(rid), dbcodec.id_key(rid)],
+                args=[base, token or _token(), dbcodec.raw_id(rid), dbcodec.id_key(rid)],
             )
         return bool(deleted)
 
@@ -201,14 +216,14 @@ class Store:
             orders = dbquery.parse_order(order_by)
             limit, offset = _page_args(limit, offset)
         with _Failing("query"):
-            return await self._query(collection, base, conditions, orders, limit, offset)
+            return await self._query("query", collection, base, conditions, orders, limit, offset)
 
     async def count(self, collection: str, filter: Mapping[str, Any] | None = None) -> int:
         with _Invalid("count"):
             base = self.base(collection)
             conditions = dbquery.parse_filter(filter)
         with _Failing("count"):
-            return (await self._query(collection, base, conditions, [], 0, 0)).count
+            return (await self._query("count", collection, base, conditions, [], 0, 0)).count
 
     async def declare_indexes(self, collection: str, fields: Iterable[str]) -> None:
         """Index `fields` of `collection`, building each new index from the records already there."""
@@ -264,6 +279,7 @@ class Store:
 
     async def _query(
         self,
+        operation: str,
         collection: str,
         base: str,
         conditions: list[dbquery.Condition],
@@ -277,7 +293,11 @@ class Store:
             if plans[0].kind == "page":
                 page = await self._walk(base, plans[0], limit, offset)
             else:
-                records = await self._candidates(base, plans)
+                records = (
+                    await self._scan(operation, collection, base, conditions, orders)
+                    if plans[0].kind == "scan"
+                    else await self._candidates(base, plans)
+                )
                 page = (
                     None if records is None else _finish(records, conditions, orders, limit, offset)
                 )
@@ -299,28 +319,47 @@ class Store:
             raise
         return Page([dbcodec.decode_record(flat) for flat in out[1:] if flat], int(out[0]))
 
+    async def _scan(
+        self,
+        operation: str,
+        collection: str,
+        base: str,
+        conditions: list[dbquery.Condition],
+        orders: list[dbquery.Order],
+    ) -> list[dict[str, Any]]:
+        """The whole collection, for a query no index answers: refused above `scan_limit`
+        records (ZCARD is O(1)), else read in chunks of BATCH ids and BATCH records, so no one
+        Redis call is long and the event loop gets its turn between round trips."""
+        size = await self.redis.zcard(base + "ids")
+        ids: list[RecordId] = []
+        start = "-"
+        while size <= self.scan_limit:
+            keys: Any = await self.redis.zrangebylex(base + "ids", start, "+", 0, BATCH)
+            ids += [dbcodec.id_from_key(k) for k in keys]
+            if len(keys) < BATCH:
+                return await self._fetch(base, ids)
+            start = "(" + keys[-1]
+            size = max(size, len(ids))  # it may grow while it is read
+        hint = dbquery.index_hint(conditions, orders)
+        raise dbquery.ScanRefused(operation, collection, size, self.scan_limit, hint)
+
     async def _candidates(
         self, base: str, plans: list[dbquery.Plan]
     ) -> list[dict[str, Any]] | None:
-        """Records that may match: from the most selective index, else the whole collection."""
-        choices = [p for p in plans if p.kind == "candidates"]
+        """Records that may match, from the most selective index (or the ids asked for)."""
+        best = await self._cheapest(base, [p for p in plans if p.kind == "candidates"])
         ids: list[RecordId]
-        if not choices:
-            keys: Any = await self.redis.zrange(base + "ids", 0, -1)
-            ids = [dbcodec.id_from_key(k) for k in keys]
+        if best.ids is not None:
+            ids = best.ids
         else:
-            best = await self._cheapest(base, choices)
-            if best.ids is not None:
-                ids = best.ids
-            else:
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.hget(base + "meta", best.index)
-                    for low, high in best.ranges:
-                        pipe.zrangebylex(base + "i:" + best.index, low, high)
-                    state, *found = await pipe.execute()
-                if state != "ready":
-                    return None
-                ids = [dbcodec.id_from_member(m) for members in found for m in members]
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hget(base + "meta", best.index)
+                for low, high in best.ranges:
+                    pipe.zrangebylex(base + "i:" + best.index, low, high)
+                state, *found = await pipe.execute()
+            if state != "ready":
+                return None
+            ids = [dbcodec.id_from_member(m) for members in found for m in members]
         return await self._fetch(base, list(dict.fromkeys(ids)))
 
     async def _cheapest(self, base: str, choices: list[dbquery.Plan]) -> dbquery.Plan:

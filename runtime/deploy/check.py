@@ -1,5 +1,6 @@
-"""The import check of code, run in a throwaway process (`python -m runtime.deploy.check`): one
-bundle before a deploy, or every function and plugin of a project for `rosey validate`."""
+"""The import check of code, run in a throwaway process (`python -m runtime.deploy.check`): the
+bundles of a deploy, or every function and plugin of a project for `rosey validate`; each time all
+of them in one process."""
 
 from __future__ import annotations
 
@@ -29,6 +30,31 @@ def precheck(bundle: Bundle, timeout: float = 30.0) -> None:
     """Import the bundle in a throwaway process; raises with file and line on any problem."""
     bundle.function()  # schema errors need no process
     check_elsewhere(bundle.name, ["runtime.deploy.check"], bundle.to_json(), timeout)
+
+
+def check_bundles(bundles: Sequence[Bundle], timeout: float = 30.0) -> dict[str, str]:
+    """Import every bundle's code in one throwaway process (as `rosey deploy` does before it
+    sends them): what is wrong with each that fails, by name, with file and line. An import
+    that hangs over `timeout` seconds, or ends the process, is that bundle's problem and the
+    bundles after it are checked in a fresh process."""
+    problems: dict[str, str] = {}
+    for b in bundles:
+        try:
+            b.function()  # schema errors need no process
+        except RoseyError as e:
+            problems[b.name] = str(e).removeprefix(f"{b.name}: ")
+    jobs = [Job(b.name, bundle=b.to_json()) for b in bundles if b.name not in problems]
+    pending = list(jobs)
+    while pending:
+        answers, crash = _run(pending, timeout)
+        for job, answer in zip(pending, answers, strict=False):
+            if answer:
+                problems[job.name] = answer
+        pending = pending[len(answers) :]
+        if pending:
+            problems[pending[0].name] = crash
+            pending = pending[1:]
+    return problems
 
 
 def _check_here(bundle: Bundle) -> dict[str, Any]:
@@ -106,6 +132,7 @@ class Job:
     name: str
     manifest: str = ""  # a function's manifest file
     folder: str = ""  # the functions folder, or the plugin package
+    bundle: str = ""  # or a bundle, as JSON (Bundle.to_json)
 
 
 def check_all(jobs: Sequence[Job], timeout: float = 30.0) -> list[str]:
@@ -164,6 +191,9 @@ def _check_job(job: Job) -> str | None:
     """One job's problem in one line, or None; the paths as the user knows them."""
     folder = Path(job.folder)
     try:
+        if job.bundle:
+            answer = _check_here(Bundle.from_json(job.bundle))
+            return None if answer["ok"] else str(answer["error"])
         if job.manifest:
             loader.load(manifest.load(Path(job.manifest)), folder).purge()
         else:

@@ -24,7 +24,18 @@ def collect(
     commands ranked by `plugin_ranks` (rosey.yaml's plugins.ranks).
     """
     wanted: dict[str, Bundle] = {}
-    manifests = sorted([*manifests_dir.glob("*.yaml"), *manifests_dir.glob("*.yml")])
+    manifests = manifest.paths(manifests_dir)
+    read: dict[Path, manifest.Manifest | None] = {}  # each manifest parsed once
+
+    def reading(path: Path) -> manifest.Manifest | None:
+        """The manifest at `path`, or None when it cannot be read (`build` then says why)."""
+        if path not in read:
+            try:
+                read[path] = manifest.read(path)
+            except ManifestError:
+                read[path] = None
+        return read[path]
+
     for target in paths:
         target = target.resolve()
         if not target.exists():
@@ -38,22 +49,20 @@ def collect(
             continue
         if target.suffix in (".yaml", ".yml") and target.is_file():
             chosen = [target]
+        elif target in (manifests_dir.resolve(), functions_dir.resolve()):
+            chosen = manifests
         else:
-            chosen = [m for m in manifests if _uses(m, target, functions_dir)]
-            if target.resolve() in (manifests_dir.resolve(), functions_dir.resolve()):
-                chosen = manifests
-            if not chosen:
-                raise DeployError(str(target), f"no manifest in {manifests_dir} uses this code")
+            chosen = [m for m in manifests if _uses(reading(m), target, functions_dir)]
+        if not chosen:
+            raise DeployError(str(target), f"no manifest in {manifests_dir} uses this code")
         for path in chosen:
-            bundle = build(path, functions_dir)
+            bundle = build(path, functions_dir, reading(path))
             wanted[bundle.name] = bundle
     return list(wanted.values())
 
 
-def _uses(manifest_path: Path, target: Path, functions_dir: Path) -> bool:
-    try:
-        f = manifest.load(manifest_path)
-    except ManifestError:
+def _uses(read: manifest.Manifest | None, target: Path, functions_dir: Path) -> bool:
+    if read is None:
         return True  # include it, so that its errors are reported rather than skipped
-    files = [p.resolve() for p in loader.source_files(functions_dir, f)]
+    files = [p.resolve() for p in loader.source_files(functions_dir, read.function)]
     return any(p == target or p.is_relative_to(target) for p in files)

@@ -14,7 +14,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from runtime.config.manifest import Function, display_path
+from runtime.config.manifest import Function, Manifest, display_path
 from runtime.constants import DEPLOY, DEPLOY_APPLY, DEPLOY_QUEUE, STATUS, ErrorCode
 from runtime.core import bundle
 from runtime.core.bundle import Bundle
@@ -76,23 +76,31 @@ class DeployService:
 
     def choose(
         self,
-        on_disk: Sequence[Function],
+        on_disk: Sequence[Function | Manifest],
         deployed: Sequence[Bundle] = (),
         removed: Collection[str] = (),
     ) -> list[tuple[Function, Path]]:
         """What the runtime starts with: deployed bundles take the place of the manifests of the
-        same name on disk, and `removed` names are not served at all. Records their hashes."""
+        same name on disk, and `removed` names are not served at all. Records their hashes.
+
+        `on_disk` as `manifest.read_dir` gives it (each file read once: its text is what the
+        hash covers), or as Functions, whose files are then read again for their hashes."""
         settings = self.runtime.settings
-        _warn_missing(settings.functions_dir, settings.manifests_dir, on_disk)
-        chosen = {f.name: (f, settings.functions_dir) for f in on_disk if f.name not in removed}
-        self.hashes = {f.name: _disk_hash(f, folder) for f, folder in chosen.values()}
-        for name in sorted({f.name for f in on_disk} & set(removed)):
+        read = {m.function.name: m for m in on_disk if isinstance(m, Manifest)}
+        functions = [m.function if isinstance(m, Manifest) else m for m in on_disk]
+        _warn_missing(settings.functions_dir, settings.manifests_dir, functions)
+        chosen = {f.name: (f, settings.functions_dir) for f in functions if f.name not in removed}
+        self.hashes = {
+            f.name: _disk_hash(f, folder, read.get(f.name)) for f, folder in chosen.values()
+        }
+        for name in sorted({f.name for f in functions} & set(removed)):
             log.warning(
                 "%s is on disk but was removed with `rosey remove`: not served "
                 "(`rosey deploy` or `rosey rollback` serves it again)",
                 name,
             )
         usable: set[str] = set()
+        by_name = {f.name: f for f in functions}
         for shipped in deployed:
             try:
                 chosen[shipped.name] = (shipped.function(), shipped.materialize(self.bundle_root))
@@ -105,7 +113,7 @@ class DeployService:
                     e,
                 )
                 continue
-            disk = next((f for f in on_disk if f.name == shipped.name), None)
+            disk = by_name.get(shipped.name)
             on_disk_hash = self.hashes.get(shipped.name)  # "" when it cannot be built
             if disk is not None and on_disk_hash and on_disk_hash != shipped.hash:
                 log.warning(
@@ -314,11 +322,11 @@ def _warn_missing(functions_dir: Path, manifests_dir: Path, on_disk: Sequence[Fu
         )
 
 
-def _disk_hash(function: Function, folder: Path) -> str:
+def _disk_hash(function: Function, folder: Path, read: Manifest | None = None) -> str:
     path = Path(function.source)
     if not path.exists():
         return ""
     try:
-        return bundle.build(path, folder).hash
+        return bundle.build(path, folder, read).hash
     except (RoseyError, OSError):
         return ""

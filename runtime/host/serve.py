@@ -34,6 +34,7 @@ from runtime.deploy.service import DeployService
 from runtime.deploy.versions import Versions
 from runtime.errors import ConfigError, RoseyError
 from runtime.host.console import Console
+from runtime.host.durability import check_fsync
 from runtime.host.instance import Instance, find, forget, nats_url, record, state_path
 from runtime.host.servers import EmbeddedNats, EmbeddedRedis
 from runtime.isolation.host import isolator
@@ -42,7 +43,10 @@ from runtime.ops.enable import EnableService
 from runtime.ops.logsetup import Redactor
 from runtime.ops.operations import Operations
 from runtime.process import Watchdog
+from runtime.web.app import Console as WebConsole
+from runtime.web.model import Sources
 from runtime.wire.bus import Bus
+from runtime.wire.streams import ensure_streams
 
 log = logging.getLogger("rosey.service")
 
@@ -91,7 +95,10 @@ async def serve(
         stack.push_async_callback(bus.close)
         redis = await open_client(redis_url)  # the one Redis pool of this process
         stack.push_async_callback(redis.aclose)  # after every user of it has stopped
-        store = Store(redis, keys)
+        await check_fsync(redis, settings.redis.fsync, settings.source)
+        if settings.delivery.mode == "durable":  # ConfigError naming the way out without JetStream
+            await ensure_streams(bus, settings.delivery, settings.source)
+        store = Store(redis, keys, settings.database.scan_limit)
         versions = Versions(redis, keys, keep=settings.deploy.keep_versions)
         database = DatabaseService(bus, store)
         stack.push_async_callback(database.stop, settings.drain_timeout)
@@ -101,10 +108,13 @@ async def serve(
         operations = Operations(settings, bus, redis, keys)
         stack.push_async_callback(operations.stop)
         enable = EnableService(bus, token)
+        durable = settings.delivery.mode == "durable"
         runtime = Runtime(
             settings,
             bus,
-            route=not worker,
+            # Durable: every process takes chat lines from the stream, and runs what it has room
+            # for; at-most-once: `rosey run` routes, workers take forwarded commands.
+            route=durable or not worker,
             wiring=Wiring(
                 db=lambda f: DatabaseClient(bus, f.name, f.collections),
                 redis=redis,
@@ -114,11 +124,12 @@ async def serve(
                 swap_hooks=(operations.follow,),
                 admin=enable.chat,
                 isolate=isolator(settings.isolation, settings.log_level),
+                delivery=settings.delivery if durable else None,
             ),
         )
         connector = None
         if settings.cytube is not None and not worker:
-            connector = Connector(settings.cytube, bus, redis, keys)
+            connector = Connector(settings.cytube, bus, redis, keys, delivery=settings.delivery)
             stack.push_async_callback(connector.stop)  # after the runtime: the last answers go out
         plugins = LegacyPlugins(runtime, settings.plugins)
         stack.push_async_callback(plugins.stop)  # after the runtime: nothing routes to them then
@@ -131,6 +142,10 @@ async def serve(
         await enable.start(runtime)
         stack.push_async_callback(deploy.stop)
         await deploy.start()
+        if settings.console.enabled and not worker:  # the web console, on the HTTP server
+            sources = Sources(settings, bus, runtime, deploy, enable, token, redis, keys, versions)
+            sources.operations, sources.plugins = operations, plugins
+            operations.http.extensions.append(WebConsole(sources).install)
         await operations.start(runtime)
         http = operations.http.url if operations.http.running else ""
         served = database.bindings
@@ -142,6 +157,8 @@ async def serve(
             stack.callback(forget, settings)
         if http:  # once recorded: the line tells that commands of this folder can find it
             print(f"rosey: HTTP {http} (/healthz, /readyz, /metrics)", file=sys.stderr)
+            if settings.console.enabled and not worker:
+                print(f"rosey: console {http}/ (`rosey console` opens it)", file=sys.stderr)
         try:
             await _run(
                 stack,
@@ -179,14 +196,17 @@ async def _servers(stack: AsyncExitStack, settings: Settings, worker: bool) -> t
         )
     redact = Redactor()  # a password inside a configured URL is not printed
     if not url:
-        nats_server = EmbeddedNats(settings.data_dir / "nats")
+        # JetStream's file store under data_dir: durable delivery keeps lines across restarts.
+        nats_server = EmbeddedNats(
+            settings.data_dir / "nats", jetstream=settings.delivery.mode == "durable"
+        )
         url = nats_server.start()  # on this thread: the kill-with-parent signal follows it
         stack.callback(nats_server.stop)
         print(f"rosey: NATS {url} (embedded)", file=sys.stderr)
     else:
         print(redact(f"rosey: NATS {url}"), file=sys.stderr)
     if not redis_url:
-        redis_server = EmbeddedRedis(settings.data_dir / "redis")
+        redis_server = EmbeddedRedis(settings.data_dir / "redis", fsync=settings.redis.fsync)
         redis_url = redis_server.start()
         stack.callback(redis_server.stop)
         print(f"rosey: Redis {redis_url} (embedded)", file=sys.stderr)
@@ -204,7 +224,7 @@ async def _start(
     except RoseyError as e:
         log.error("cannot read deployed functions, serving those on disk: %s", e)
         deployed, removed = [], set()
-    on_disk = manifest.load_dir(runtime.settings.manifests_dir)
+    on_disk = manifest.read_dir(runtime.settings.manifests_dir)  # each file read once
     await runtime.start(deploy.choose(on_disk, deployed, removed))
     if not worker:  # legacy plugin packages listed in plugins.enabled
         deploy.record(await plugins.start(deployed, removed))
@@ -301,7 +321,7 @@ async def _throwaway_database(
     stack.callback(redis_server.stop)
     redis = await open_client(redis_url)
     stack.push_async_callback(redis.aclose)
-    store = Store(redis, Namespace(settings.redis.prefix))
+    store = Store(redis, Namespace(settings.redis.prefix), settings.database.scan_limit)
     database = DatabaseService(bus, store)
     stack.push_async_callback(database.stop, settings.drain_timeout)
     await database.start()

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from runtime.errors import ServerError
@@ -94,10 +95,14 @@ class EmbeddedNats(_Child):
 
     name = "nats-server"
 
-    def __init__(self, workdir: Path | None = None, jetstream: bool = False) -> None:
+    def __init__(
+        self, workdir: Path | None = None, jetstream: bool = False, args: Sequence[str] = ()
+    ) -> None:
+        """`args`: more nats-server options, such as the cluster and routes of one node."""
         super().__init__()
         self.workdir = workdir
         self.jetstream = jetstream
+        self.args = list(args)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
     def start(self, port: int = -1) -> str:
@@ -119,6 +124,7 @@ class EmbeddedNats(_Child):
         ]
         if self.jetstream:
             argv += ["-js", "-sd", str(self.workdir / "jetstream")]
+        argv += self.args
         self.process = self._spawn(argv, log)
         ports_file = ports_dir / f"{Path(argv[0]).name}_{self.process.pid}.ports"
         deadline = time.monotonic() + START_TIMEOUT
@@ -146,9 +152,10 @@ class EmbeddedRedis(_Child):
 
     name = "redis-server"
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, fsync: str = "everysec") -> None:
         super().__init__()
         self.data_dir = data_dir
+        self.fsync = fsync  # appendfsync: everysec or always (redis.fsync)
         self.pidfile = data_dir / "redis.pid"
 
     def start(self, port: int = 0) -> str:
@@ -168,7 +175,7 @@ class EmbeddedRedis(_Child):
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "everysec",
+                self.fsync,
                 "--save",
                 "",
                 "--pidfile",

@@ -269,13 +269,23 @@ def _rebuild(message: dict[str, Any]) -> Exception:
     return WorkerError(message["error"], code)
 
 
+def _loop_factory() -> Any:
+    """uvloop's event loop, as in the runtime (`rosey run`); asyncio's when it is not installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def main() -> None:
     inbox = os.fdopen(os.dup(0), "rb")
     outbox = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # print() in a handler goes to standard error, not into the protocol
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
-    asyncio.run(Worker(inbox, outbox).run())
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(Worker(inbox, outbox).run())
     sys.stderr.flush()
     # Threads of sync handlers may still run; they cannot be stopped, so do not wait for them.
     os._exit(0)

@@ -13,24 +13,31 @@ real micro endpoints, such as `rosey.activations.query`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.micro.request import Request
 from nats.micro.service import (
+    DEFAULT_PREFIX,
     SEMVER_REGEX,
     EndpointInfo,
     EndpointStats,
     Service,
     ServiceConfig,
     ServiceInfo,
+    ServicePing,
     ServiceStats,
+    ServiceVerb,
 )
 
 from runtime import __version__
@@ -107,6 +114,23 @@ class FunctionService(Service):
         )
         self.invoker, self.tally = invoker, tally
 
+    async def start(self) -> None:
+        """No subscriptions of its own (nine per function, ~45 KB of memory each time): the
+        Discovery answers the control subjects for every function (`answer`)."""
+        self._started = datetime.utcnow()
+
+    async def answer(self, verb: str, msg: Msg) -> None:
+        """This service's reply to a PING, INFO or STATS request."""
+        if verb == ServiceVerb.PING:
+            reply: Any = ServicePing(
+                id=self.id, name=self._name, version=self._version, metadata=self._metadata
+            )
+        elif verb == ServiceVerb.INFO:
+            reply = self.info()
+        else:
+            reply = self.stats()
+        await msg.respond(json.dumps(reply.to_dict()).encode())
+
     def _described(self) -> list[tuple[str, str, Binding]]:
         name = self.invoker.function.name
         return [(*_endpoint(b, name), b) for b in self.invoker.bindings]
@@ -157,6 +181,7 @@ class Discovery:
         self.meta = {"host": socket.gethostname(), "pid": str(os.getpid())}
         self.services: dict[str, FunctionService] = {}
         self.own: Service | None = None
+        self._control: list[Subscription] = []
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -172,7 +197,24 @@ class Discovery:
                 ),
             )
             await self.own.start()
+            # One set of control subscriptions answers for every function's service.
+            for verb in ServiceVerb:
+                for tail in ("", ".*", ".*.*"):
+                    subject = f"{DEFAULT_PREFIX}.{verb.value}{tail}"
+                    self._control.append(await self.nc.subscribe(subject, cb=self._answer))
+            await self.nc.flush()
         await self.sync()
+
+    async def _answer(self, msg: Msg) -> None:
+        """`$SRV.<VERB>[.<name>[.<id>]]`: every function's service the subject names answers."""
+        _, verb, *named = msg.subject.split(".")
+        name, id_ = [*named, None, None][:2]
+        for service in list(self.services.values()):
+            if name in (None, service._name) and id_ in (None, service.id):
+                try:
+                    await service.answer(verb, msg)
+                except Exception as e:  # a closed connection: nothing to answer on
+                    log.debug("answering %s for %s: %s", msg.subject, service._name, e)
 
     async def add_endpoint(self, name: str, subject: str, handler: Handler, queue: str) -> None:
         """A request/reply endpoint of the runtime's own service: JSON in, JSON envelope out."""
@@ -206,6 +248,12 @@ class Discovery:
 
     async def stop(self) -> None:
         async with self._lock:
+            for subscription in self._control:
+                try:
+                    await subscription.unsubscribe()
+                except Exception as e:  # a closed connection: nothing left to deregister from
+                    log.debug("unsubscribing %s: %s", subscription.subject, e)
+            self._control = []
             for service in self.services.values():
                 await self._stop(service)
             self.services = {}

@@ -1,4 +1,5 @@
-"""The operations endpoint over aiohttp: /healthz, /readyz and /metrics."""
+"""The operations endpoint over aiohttp: /healthz, /readyz and /metrics, and the routes of
+whatever extends it (the web console of runtime/web/)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ log = logging.getLogger("rosey.http")
 
 # A readiness check: (ready, one line saying why). It must not hang; each gets CHECK_TIMEOUT.
 Check = Callable[[], Awaitable[tuple[bool, str]]]
+# Adds routes, middlewares and startup/cleanup hooks to the application before it starts.
+Extension = Callable[[web.Application], None]
 CHECK_TIMEOUT = 2.0
+SHUTDOWN_TIMEOUT = 2.0  # seconds open requests (a console's live feed) get when it stops
 __all__ = ["HttpServer", "parse_listen"]  # parse_listen lives with the settings it checks
 
 
@@ -43,6 +47,7 @@ class HttpServer:
         self.address = parse_listen(listen)
         self.port = 0
         self.started = time.monotonic()
+        self.extensions: list[Extension] = []  # applied in order by start()
         self._runner: web.AppRunner | None = None
 
     @property
@@ -63,8 +68,12 @@ class HttpServer:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.serve_metrics)
+        for extend in self.extensions:
+            extend(app)
         # Probes hit these every few seconds: an access log line for each would drown the rest.
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
+        )
         await runner.setup()
         try:
             sock = _bind(host, port)

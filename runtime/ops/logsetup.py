@@ -27,11 +27,13 @@ def secrets_of(settings: Settings) -> list[str]:
     """Every secret value the settings hold (from rosey.yaml or the environment)."""
     nats, cytube = settings.nats, settings.cytube
     found = [nats.password, nats.token, nats.nkey_seed, settings.deploy.token]
+    found.append(settings.console.token)  # the web console's login
     if cytube is not None:
         found += [cytube.password, cytube.channel_password]
-    for url in (nats.url, settings.redis.url):
-        if url:
-            found.append(urlsplit(url).password or "")
+    # nats.url may list a cluster's servers, each with its own password.
+    for url in [*(nats.url or "").split(","), settings.redis.url]:
+        if url and url.strip():
+            found.append(urlsplit(url.strip()).password or "")
     return [s for s in found if s]
 
 

@@ -20,6 +20,9 @@ log = logging.getLogger("rosey.metrics")
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 # Outcomes where a handler ran, so the duration is the handler's latency.
 RAN = frozenset({"ok", "error", "timeout"})
+# Label children kept for reuse: (function, version, outcome) combinations seen lately. Past this
+# the cache starts over (old versions' children stay in the registry, as Prometheus wants).
+CHILDREN = 4096
 
 Read = Callable[[], float | int | None]
 ReadMany = Callable[[], Mapping[str, float | int]]
@@ -91,12 +94,28 @@ class Metrics:
         )
         self.probes = Probes()
         self.registry.register(self.probes)
+        # `.labels(...)` checks and joins its arguments under a lock on every call; a dict
+        # lookup finds the same child. Keyed by the label values, bounded by CHILDREN.
+        self._counted: dict[tuple[str, str, str], Counter] = {}
+        self._timed: dict[tuple[str, str], Histogram] = {}
 
     def __call__(self, activation: Activation) -> None:
         a = activation
-        self.invocations.labels(a.function, a.version, a.outcome).inc()
+        key = (a.function, a.version, a.outcome)
+        counted = self._counted.get(key)
+        if counted is None:
+            if len(self._counted) >= CHILDREN:
+                self._counted.clear()
+            counted = self._counted[key] = self.invocations.labels(*key)
+        counted.inc()
         if a.outcome in RAN:
-            self.duration.labels(a.function, a.version).observe(a.duration)
+            pair = (a.function, a.version)
+            timed = self._timed.get(pair)
+            if timed is None:
+                if len(self._timed) >= CHILDREN:
+                    self._timed.clear()
+                timed = self._timed[pair] = self.duration.labels(*pair)
+            timed.observe(a.duration)
 
     def gauge(self, name: str, doc: str, read: Read) -> None:
         """A gauge read from `read()` at scrape time."""

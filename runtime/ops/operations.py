@@ -158,6 +158,21 @@ class Operations:
             lambda: self.probes.send_queue_depth() if self.probes.send_queue_depth else None,
         )
         m.counter("rosey_cytube_reconnects", "Reconnections to CyTube.", self._cytube_reconnects)
+        intake = runtime.router.intake if runtime.router is not None else None
+        if intake is not None:  # durable delivery
+            m.counters(
+                "rosey_chat_lines",
+                "Chat lines this runtime took from JetStream, by outcome: handled, stale (older "
+                "than delivery.max_age: not run), declined (given back: busy here), failed "
+                "(given back to run again).",
+                "outcome",
+                lambda: {
+                    "handled": intake.handled,
+                    "stale": intake.stale,
+                    "declined": intake.declined,
+                    "failed": intake.failed,
+                },
+            )
         m.counters(
             "rosey_database_operations",
             "Database requests this runtime's database service received, by operation.",

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from nats.aio.client import Client
@@ -16,15 +16,19 @@ from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from runtime.config.settings import NatsSettings
+from runtime.config.settings import NatsSettings, nats_servers
+from runtime.constants import SEND_CHAT, SEND_PM
 from runtime.errors import BusError, ContractError
 from runtime.wire import contract
 from runtime.wire.natsauth import _Client, auth_options, check_credentials
+from runtime.wire.scope import CURRENT
+
+SAID = frozenset({SEND_CHAT, SEND_PM})  # what durable commands say goes through JetStream
 
 log = logging.getLogger("rosey.bus")
 
 
-MessageHandler = Callable[[Msg], Awaitable[None]]
+MessageHandler = Callable[[Msg], Coroutine[Any, Any, None]]
 
 
 async def _abandon(nc: Client) -> None:
@@ -65,11 +69,12 @@ class Bus:
         try:
             check_credentials(auth)
             options = auth_options(auth)
+            servers = nats_servers(url)  # a cluster: nats-py fails over between them
         except ValueError as e:
             raise BusError("connect", f"{url}: {e}") from e
         problems: list[Exception] = []
         nc = _Client()
-        nc.require_tls = "tls" in options or url.startswith("tls://")
+        nc.require_tls = "tls" in options or any(u.startswith("tls://") for u in servers)
 
         async def on_error(e: Exception) -> None:
             problems.append(e)
@@ -88,7 +93,7 @@ class Bus:
             # the first connect; a bound here turns that into a clear error.
             async with asyncio.timeout(timeout * 2 + 1):
                 await nc.connect(
-                    url,
+                    servers,
                     name=name,
                     connect_timeout=timeout,  # type: ignore[arg-type]  # floats work; stubs say int
                     allow_reconnect=reconnect,
@@ -118,18 +123,28 @@ class Bus:
     ) -> None:
         """Publish JSON; the payload is checked against the contract unless `checked` says the
         caller built it from parts that were."""
+        key = contract.spec_key(subject)
         if not checked:
-            contract.check(subject, payload)
+            contract.check(subject, payload, key)
+        plain = key in contract.PLAIN or (checked and key in contract.BUILT)
+        data = contract.encode_plain(payload) if plain else contract.encode(payload)
+        scope = CURRENT.get() if subject in SAID else None
         try:
-            await self.nc.publish(subject, contract.encode(payload), reply=reply)
-        except NatsError as e:
+            if scope is not None:
+                # Said while handling a durable command: into JetStream under the command's id.
+                await scope.say(subject, data)
+            else:
+                await self.nc.publish(subject, data, reply=reply)
+        except Exception as e:  # nats-py's errors, and JetStream's while it is away
             raise BusError(f"publish to {subject}", str(e) or type(e).__name__) from e
 
-    async def respond(self, msg: Msg, payload: Any) -> None:
+    async def respond(self, msg: Msg, payload: Any, encoded: bytes | None = None) -> None:
+        """Answer `msg`'s requester; `encoded`: the payload already encoded (by a caller that
+        had to encode it to measure it)."""
         if not msg.reply:
             return
         try:
-            await self.nc.publish(msg.reply, contract.encode(payload))
+            await self.nc.publish(msg.reply, encoded or contract.encode(payload))
         except NatsError as e:
             raise BusError(f"reply on {msg.subject}", str(e) or type(e).__name__) from e
 
@@ -255,16 +270,20 @@ class Binding:
 
     async def _dispatch(self, msg: Msg) -> None:
         # nats-py calls this one message at a time; a task per message lets invocations overlap.
+        # The handler is the task itself (no wrapper coroutine): one task per message, its
+        # failure logged when it ends.
         self.received += 1
-        task = asyncio.create_task(self._run(msg))
+        task = asyncio.create_task(self.handler(msg))
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._done)
 
-    async def _run(self, msg: Msg) -> None:
-        try:
-            await self.handler(msg)
-        except Exception:
-            log.exception("unhandled error on %s", self.subject)
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, Exception):
+            log.error("unhandled error on %s", self.subject, exc_info=error)
 
     async def stop(self, timeout: float = 10.0) -> int:
         """Stop taking messages, finish those already received; returns how many were drained."""

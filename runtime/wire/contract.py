@@ -6,14 +6,19 @@ import json
 import math
 from collections.abc import Callable
 from functools import cache, lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-from jsonschema import Draft202012Validator
+import msgspec
+from msgspec import Struct
 
 from runtime import schemas
-from runtime.constants import MAX_PAYLOAD, ErrorCode
+from runtime.constants import MAX_PAYLOAD, SEND_CHAT, SEND_PM, ErrorCode
 from runtime.errors import ContractError
+from runtime.wire import payloads
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 CONTRACT_FILE = "contracts.json"
 
@@ -49,6 +54,9 @@ def _schema(key: str) -> dict[str, Any]:
 
 @cache
 def _validator(key: str) -> Draft202012Validator:
+    # Imported here: most processes never see an invalid payload, and jsonschema is slow to load.
+    from jsonschema import Draft202012Validator
+
     schema = _schema(key)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
@@ -125,15 +133,48 @@ def loads(data: str | bytes) -> Any:
     return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
+def _too_large(subject: str, data: bytes) -> ContractError:
+    return ContractError(subject, f"payload of {len(data)} bytes is over the {MAX_PAYLOAD} limit")
+
+
 def decode(subject: str, data: bytes, key: str | None = None) -> Any:
     """Bytes off the wire to a validated payload; every failure is a ContractError.
 
-    Non-finite numbers are refused here, before the fast (fastjsonschema) and the slow
-    (jsonschema) check, neither of which refuses NaN against a minimum or maximum."""
+    The hot path's subjects (runtime/wire/payloads.py) are decoded and validated in one step by
+    msgspec; whatever that does not take, and every other subject, is parsed strictly (non-finite
+    numbers refused, as neither schema check refuses NaN against a minimum or maximum) and
+    judged by the JSON Schema, which words the error."""
     if len(data) > MAX_PAYLOAD:
-        raise ContractError(
-            subject, f"payload of {len(data)} bytes is over the {MAX_PAYLOAD} limit"
-        )
+        raise _too_large(subject, data)
+    key = key or spec_key(subject)
+    if key is not None and key in payloads.STRUCTS:
+        fast = payloads.fast_decode(key, data)
+        if fast is not None:
+            return payloads.as_dict(fast)
+    return _decode(subject, data, key)
+
+
+def decode_struct(subject: str, data: bytes) -> tuple[Struct, dict[str, Any] | None]:
+    """A hot-path payload as its Struct (payloads.STRUCTS), in one step; every failure is a
+    ContractError worded by the JSON Schema.
+
+    The second value is the payload as the schema accepted it when the Struct alone did not
+    (fields the Struct does not list, a duplicate key): what a handler then sees, unknown fields
+    included. None when the Struct took the payload as it is."""
+    if len(data) > MAX_PAYLOAD:
+        raise _too_large(subject, data)
+    key = spec_key(subject)
+    kind = payloads.STRUCTS.get(key or "")
+    if key is None or kind is None:
+        raise ValueError(f"{subject} has no Struct")  # a programming error, not a payload's
+    fast = payloads.fast_decode(key, data)
+    if fast is not None:
+        return fast, None
+    payload = _decode(subject, data, key)
+    return payloads.build(kind, payload), payload
+
+
+def _decode(subject: str, data: bytes, key: str | None) -> Any:
     try:
         payload = loads(data) if data else None
     except _NotFinite as e:
@@ -150,6 +191,22 @@ def decode(subject: str, data: bytes, key: str | None = None) -> Any:
 
 def encode(payload: Any) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+_ENCODER = msgspec.json.Encoder()
+# Subjects whose valid payloads hold only strings and booleans (their schemas refuse other
+# fields), which msgspec writes as json.dumps would.
+PLAIN = frozenset({SEND_CHAT, SEND_PM})
+# Subjects whose payloads Rosey builds from checked strings and finite numbers (the router's
+# routed commands); other publishers' payloads there may carry any extra field.
+BUILT = frozenset(payloads.STRUCTS)
+
+
+def encode_plain(payload: Any) -> bytes:
+    """msgspec's encoder, about ten times as fast as `encode`, for a payload valid on a subject
+    of PLAIN or built by Rosey for one of BUILT. Elsewhere use `encode`, which writes what
+    json.dumps writes (a NaN as NaN, where msgspec writes null; a set is refused)."""
+    return _ENCODER.encode(payload)
 
 
 def ok(data: Any = None, **fields: Any) -> dict[str, Any]:

@@ -77,3 +77,55 @@ def test_the_console_script_lists_every_command(project: Path) -> None:
     assert result.returncode == 0, result.stderr
     listed = {line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines() if line}
     assert set(COMMANDS) - {"db get"} <= listed
+
+
+# What `rosey --help` and `rosey --version` must not load: they start in a tenth of a second.
+HEAVY = (*SERVER, "nats", "redis", "jsonschema", "yaml", "runtime.config.settings")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"]])
+def test_help_and_version_load_no_client_library(args: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps(HEAVY), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["code"] == 0, answer["output"]
+    assert answer["loaded"] == []
+
+
+@pytest.mark.parametrize("width", [45, 80, 200])
+def test_the_listed_help_of_lazy_commands_is_their_own(width: int) -> None:
+    import importlib
+
+    import click
+
+    from runtime.cli.main import LAZY_COMMANDS, LAZY_HELP
+
+    assert set(LAZY_HELP) <= set(LAZY_COMMANDS)
+    for name, target in LAZY_COMMANDS.items():
+        module, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        if name in LAZY_HELP:
+            stand_in = click.Command(name, help=LAZY_HELP[name])
+            assert stand_in.get_short_help_str(width) == command.get_short_help_str(width), name
+
+
+def test_the_command_list_is_the_one_click_would_print() -> None:
+    import click
+    from click.testing import CliRunner
+
+    from runtime.cli.main import LazyGroup, cli
+
+    class Eager(LazyGroup):
+        format_commands = click.Group.format_commands
+
+    eager = Eager(name=cli.name, commands=cli.commands, help=cli.help, params=cli.params)
+    assert (
+        CliRunner().invoke(cli, ["--help"]).output == CliRunner().invoke(eager, ["--help"]).output
+    )

@@ -179,3 +179,22 @@ def test_source_is_not_a_setting(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="source: unknown key"):
         settings.load(write(tmp_path, "source: x.yaml\n"), environ={})
     assert "ROSEY_SOURCE" not in settings.env_keys()
+
+
+def test_nats_url_takes_a_list_or_the_comma_form(tmp_path: Path) -> None:
+    listed = write(tmp_path, "nats:\n  url: [nats://a:4222, 'tls://b:4222']\n")
+    assert settings.load(listed, environ={}).nats.url == "nats://a:4222,tls://b:4222"
+    comma = write(tmp_path, "nats: {url: 'nats://a:4222, nats://b:4222,nats://c:4222'}\n")
+    s = settings.load(comma, environ={"ROSEY_NATS_URL": "nats://x:1,nats://y:2"})
+    assert s.nats.url == "nats://x:1,nats://y:2"
+    assert settings.nats_servers(s.nats.url) == ["nats://x:1", "nats://y:2"]
+
+
+@pytest.mark.parametrize(
+    "value", ["'nats://a:4222,http://b:80'", "'nats://a:4222,b:4222'", "[nats://a:1, 7]", "''"]
+)
+def test_nats_url_names_the_bad_server(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path, f"nats:\n  url: {value}\n")
+    with pytest.raises(ConfigError) as info:
+        settings.load(path, environ={})
+    assert info.value.key == "nats.url"

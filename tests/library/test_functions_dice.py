@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from functions import dice
+from tests.library.drive import run
 
 
 def event(*args: str) -> SimpleNamespace:
@@ -16,7 +17,7 @@ CTX = SimpleNamespace(config={"default": "1d6", "max_dice": 10, "max_sides": 100
 
 
 def test_roll_reply_shape() -> None:
-    reply = dice.roll(event("2d6+3"), CTX)
+    reply = run(dice.roll(event("2d6+3"), CTX))
     assert reply.startswith("amy rolled 2d6+3: [")
     shown, total = reply.split(": ", 1)[1].rsplit(" = ", 1)
     faces = [int(x) for x in shown.split("]")[0].strip("[").split(", ")]
@@ -25,16 +26,16 @@ def test_roll_reply_shape() -> None:
 
 
 def test_spaces_around_signs_are_fine() -> None:
-    assert dice.roll(event("1d4", "+", "2"), CTX).startswith("amy rolled 1d4 + 2: [")
+    assert run(dice.roll(event("1d4", "+", "2"), CTX)).startswith("amy rolled 1d4 + 2: [")
 
 
 def test_default_expression() -> None:
-    assert dice.roll(event(), CTX).startswith("amy rolled 1d6: [")
+    assert run(dice.roll(event(), CTX)).startswith("amy rolled 1d6: [")
 
 
 @pytest.mark.parametrize("expression", ["abc", "2d", "d1", "0d6", "2d6+", "11d6", "1d101", "2d6 3"])
 def test_bad_expressions_get_a_clear_line(expression: str) -> None:
-    reply = dice.roll(event(expression), CTX)
+    reply = run(dice.roll(event(expression), CTX))
     assert reply.startswith("amy: ")
     assert "rolled" not in reply
 
@@ -54,7 +55,10 @@ def test_total_within_bounds(count: int, sides: int, k: int) -> None:
 
 
 def test_flip() -> None:
-    assert dice.flip(event(), CTX) in ("amy flipped a coin: heads", "amy flipped a coin: tails")
+    assert run(dice.flip(event(), CTX)) in (
+        "amy flipped a coin: heads",
+        "amy flipped a coin: tails",
+    )
 
 
 @pytest.mark.parametrize(
@@ -84,7 +88,7 @@ def test_keep_highest_keeps_the_highest() -> None:
 
 
 def test_several_groups_show_each_die() -> None:
-    reply = dice.roll(event("1d20+1d4+2"), CTX)
+    reply = run(dice.roll(event("1d20+1d4+2"), CTX))
     assert (
         reply.startswith("amy rolled 1d20+1d4+2: [")
         and "] +[" in reply
@@ -103,4 +107,4 @@ def test_several_groups_show_each_die() -> None:
     ],
 )
 def test_limits_have_a_clear_message(expression: str, line: str) -> None:
-    assert dice.roll(event(expression), CTX) == line
+    assert run(dice.roll(event(expression), CTX)) == line

@@ -7,22 +7,23 @@ from functions import help as help_fn
 from runtime.config.manifest import parse
 from runtime.core.registry import Registry
 from tests.fnkit import FakeCtx, ev
+from tests.library.drive import AsyncDb, run
 
 
 def test_8ball_answers_a_question_and_asks_for_one() -> None:
-    reply = eightball.ask(ev("will", "it", "rain?"), FakeCtx())
+    reply = run(eightball.ask(ev("will", "it", "rain?"), FakeCtx()))
     assert reply.startswith("amy: 🎱 ") and reply.removeprefix("amy: 🎱 ") in eightball.ANSWERS
-    assert eightball.ask(ev(), FakeCtx()).startswith("amy: ask the 8-ball a yes/no question")
+    assert run(eightball.ask(ev(), FakeCtx())).startswith("amy: ask the 8-ball a yes/no question")
 
 
 def test_fortune_and_favorite_are_kept_per_user() -> None:
-    ctx = FakeCtx()
-    assert fortune.tell(ev("favorite"), ctx) == "amy: you have no fortune yet; try !fortune"
-    told = fortune.tell(ev(), ctx)
+    ctx = FakeCtx(db=AsyncDb())
+    assert run(fortune.tell(ev("favorite"), ctx)) == "amy: you have no fortune yet; try !fortune"
+    told = run(fortune.tell(ev(), ctx))
     assert told.startswith("amy's fortune: ")
-    assert fortune.tell(ev("favorite"), ctx) == told
-    assert fortune.tell(ev("favorite", user="bob"), ctx).startswith("bob: you have no fortune")
-    assert fortune.tell(ev("nonsense"), ctx) == "amy: usage is !fortune or !fortune favorite"
+    assert run(fortune.tell(ev("favorite"), ctx)) == told
+    assert run(fortune.tell(ev("favorite", user="bob"), ctx)).startswith("bob: you have no fortune")
+    assert run(fortune.tell(ev("nonsense"), ctx)) == "amy: usage is !fortune or !fortune favorite"
 
 
 class Asking(FakeCtx):
@@ -30,7 +31,7 @@ class Asking(FakeCtx):
         super().__init__(config={"top": 2})
         self.reply, self.asked = reply, []
 
-    def request(self, subject: str, data: Any, timeout: float = 5.0) -> Any:
+    async def request(self, subject: str, data: Any, timeout: float = 5.0) -> Any:
         self.asked.append((subject, data))
         if isinstance(self.reply, Exception):
             raise self.reply
@@ -46,15 +47,21 @@ def test_stats_formats_the_runtime_counters() -> None:
     }
     ctx = Asking({"success": True, "data": data})
     assert (
-        stats.show(ev(), ctx)
+        run(stats.show(ev(), ctx))
         == "Served 42 commands in 1h 2m; most used !roll; top users: amy (20), bob (5)."
     )
     assert ctx.asked == [("rosey.stats", {"top": 2})]
 
 
 def test_stats_unavailable_is_one_line() -> None:
-    assert stats.show(ev(), Asking(TimeoutError("no"))) == "amy: stats are not available right now."
-    assert stats.show(ev(), Asking({"success": False})) == "amy: stats are not available right now."
+    assert (
+        run(stats.show(ev(), Asking(TimeoutError("no"))))
+        == "amy: stats are not available right now."
+    )
+    assert (
+        run(stats.show(ev(), Asking({"success": False})))
+        == "amy: stats are not available right now."
+    )
 
 
 def test_help_mentions_rank_and_cooldown() -> None:
@@ -76,7 +83,8 @@ def test_help_mentions_rank_and_cooldown() -> None:
     )
     ctx = FakeCtx(commands=registry.commands)
     assert (
-        help_fn.show(ev("delquote", rank=2), ctx) == "!delquote <id>: Deletes. (moderator and up)"
+        run(help_fn.show(ev("delquote", rank=2), ctx))
+        == "!delquote <id>: Deletes. (moderator and up)"
     )
-    assert help_fn.show(ev("8ball"), ctx) == "!8ball (once every 10s per channel)"
-    assert help_fn.show(ev(), ctx) == "Commands: !8ball. Try !help <command>."
+    assert run(help_fn.show(ev("8ball"), ctx)) == "!8ball (once every 10s per channel)"
+    assert run(help_fn.show(ev(), ctx)) == "Commands: !8ball. Try !help <command>."

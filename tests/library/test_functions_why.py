@@ -9,6 +9,7 @@ import pytest
 
 from functions import why
 from tests.conftest import Chat, MakeRuntime
+from tests.library.drive import run
 from tests.opskit import CALC, CALC_CODE, WHY, WHY_CODE, Operate, operations
 
 NOW = 1_700_000_000.0
@@ -73,7 +74,7 @@ class FakeCtx:
     def __init__(self, reply: Any) -> None:
         self.reply, self.asked = reply, []
 
-    def request(self, subject: str, data: Any, timeout: float = 5.0) -> Any:
+    async def request(self, subject: str, data: Any, timeout: float = 5.0) -> Any:
         self.asked.append((subject, data))
         if isinstance(self.reply, Exception):
             raise self.reply
@@ -86,7 +87,7 @@ def event(user: str, rank: float, *args: str) -> SimpleNamespace:
 
 def test_asks_for_the_last_command_of_the_user_excluding_itself() -> None:
     ctx = FakeCtx({"success": True, "data": {"records": []}})
-    assert why.why(event("alice", 0), ctx) == "alice: I have no record of a command from you."
+    assert run(why.why(event("alice", 0), ctx)) == "alice: I have no record of a command from you."
     assert ctx.asked == [
         (
             "rosey.activations.query",
@@ -97,18 +98,22 @@ def test_asks_for_the_last_command_of_the_user_excluding_itself() -> None:
 
 def test_only_moderators_ask_about_others() -> None:
     ctx = FakeCtx({"success": True, "data": {"records": []}})
-    refused = why.why(event("bob", 1.5, "alice"), ctx)
+    refused = run(why.why(event("bob", 1.5, "alice"), ctx))
     assert refused == "bob: only moderators can ask about someone else's commands."
     assert ctx.asked == []
-    assert why.why(event("mod", 2, "@alice"), ctx).endswith("no record of a command from alice.")
-    assert why.why(event("Alice", 0, "alice"), ctx).endswith("from you.")  # herself, any case
+    assert run(why.why(event("mod", 2, "@alice"), ctx)).endswith(
+        "no record of a command from alice."
+    )
+    assert run(why.why(event("Alice", 0, "alice"), ctx)).endswith("from you.")  # herself, any case
 
 
 @pytest.mark.parametrize(
     "reply", [RuntimeError("no responders"), {"success": False, "error": "redis down"}]
 )
 def test_says_when_it_cannot_look(reply: Any) -> None:
-    assert why.why(event("alice", 0), FakeCtx(reply)) == "alice: I cannot look that up right now."
+    assert (
+        run(why.why(event("alice", 0), FakeCtx(reply))) == "alice: I cannot look that up right now."
+    )
 
 
 # End to end: chat → router/invoker → activation records in Redis → !why over NATS.

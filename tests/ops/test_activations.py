@@ -1,8 +1,10 @@
 """Activation records in a real Redis: the buffered writer, the cap, retention, the query."""
 
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -13,7 +15,7 @@ from runtime.core.activation import Activation
 from runtime.errors import StoreError
 from runtime.host.servers import free_port
 from runtime.ops import records as activations
-from runtime.ops.records import ActivationLog
+from runtime.ops.records import ActivationLog, unpack
 from runtime.wire.bus import Bus
 from tests.conftest import MakeRuntime
 from tests.opskit import operations, say, until
@@ -53,6 +55,29 @@ def keys() -> Namespace:
     return Namespace(f"test:{uuid.uuid4().hex}:")
 
 
+async def stored(redis: Redis, stream: str) -> list[dict[str, Any]]:
+    """Every record in the stream, oldest first, however the entries hold them."""
+    return [r for entry, fields in await redis.xrange(stream) for r in unpack(entry, fields)]
+
+
+def old_format(n: int, user: str = "alice", when: float = 1_700_000_000.0) -> dict[str, str]:
+    """An entry as Rosey wrote it before records were packed: one record, a field per value."""
+    return {
+        "id": f"old{n}",
+        "function": "calc",
+        "version": "0.9.0",
+        "kind": "command",
+        "command": "ok",
+        "user": user,
+        "channel": "",
+        "outcome": "ok",
+        "duration": "0.001500",
+        "error": "",
+        "reason": "",
+        "time": f"{when + n:.3f}",
+    }
+
+
 async def test_records_are_written_in_the_background(redis: Redis, keys: Namespace) -> None:
     log = ActivationLog(redis, keys, ActivationSettings())
     await log.start()
@@ -62,9 +87,10 @@ async def test_records_are_written_in_the_background(redis: Redis, keys: Namespa
         assert len(log.buffer) == 2  # the observer only queues: nothing waited for Redis
 
         async def written() -> bool:
-            return await redis.xlen(log.stream) == 2
+            return len(await stored(redis, log.stream)) == 2
 
         await until(written)
+        assert await redis.xlen(log.stream) == 1  # both records in one entry: one XADD
         records = await log.query()
         assert [r["id"] for r in records] == ["id2", "id1"]  # newest first
         assert records[0]["reason"] == "!ok needs rank 2 (you have 0)"
@@ -105,9 +131,90 @@ async def test_the_stream_is_capped(redis: Redis, keys: Namespace) -> None:
     for n in range(1000):
         log(act(n))
     await log.flush()
-    # MAXLEN ~ trims whole radix-tree nodes (100 entries by default), so "near" the cap.
-    assert 100 <= await redis.xlen(log.stream) < 300
+    assert log.entry_size == 5  # a twentieth of the cap, so the cap holds many entries
+    # MAXLEN ~ trims whole radix-tree nodes (100 entries or 4 kB), so "near" the cap.
+    assert 100 <= len(await stored(redis, log.stream)) < 300
     assert (await log.query(limit=1))[0]["id"] == "id999"
+
+
+async def test_the_cap_counts_records_in_small_entries_too(redis: Redis, keys: Namespace) -> None:
+    log = ActivationLog(redis, keys, ActivationSettings(max_records=100))
+    for n in range(400):
+        log(act(n))
+        await log.flush()  # one record per entry, as on a quiet bot
+    assert 100 <= len(await stored(redis, log.stream)) < 300
+
+
+async def test_a_batch_is_one_entry_and_reads_back_whole(redis: Redis, keys: Namespace) -> None:
+    log = ActivationLog(redis, keys, ActivationSettings())
+    log(act(0, kind="event", error="x", reason="y"))
+    for n in range(1, activations.BATCH):
+        log(act(n, user=f"user{n % 7}"))
+    assert await log.flush() == activations.BATCH
+    assert await redis.xlen(log.stream) == 1
+    records = await log.query(limit=100)
+    assert [r["id"] for r in records] == [f"id{n}" for n in range(499, 399, -1)]
+    first = (await log.query(kind="event"))[0]
+    assert first == {
+        "id": "id0",
+        "function": "calc",
+        "version": "1.0.0",
+        "kind": "event",
+        "command": None,
+        "user": "alice",
+        "channel": "test",
+        "outcome": "ok",
+        "duration": 0.002,
+        "error": "x",
+        "reason": "y",
+        "time": pytest.approx(time.time(), abs=60),
+        "entry": first["entry"],
+    }
+    entry, _, index = first["entry"].partition("/")
+    assert (await redis.xrange(log.stream))[0][0] == entry and index == "0"
+    assert [r["id"] for r in await log.query(user="USER3", limit=3)] == ["id493", "id486", "id479"]
+
+
+async def test_records_of_the_older_format_are_still_read(redis: Redis, keys: Namespace) -> None:
+    log = ActivationLog(redis, keys, ActivationSettings())
+    for n in range(3):
+        await redis.xadd(log.stream, old_format(n, user="Bob" if n == 1 else "alice"))
+    log(act(3))
+    log(act(4, user="bob"))
+    await log.flush()
+    records = await log.query()
+    assert [r["id"] for r in records] == ["id4", "id3", "old2", "old1", "old0"]
+    assert [r["id"] for r in await log.query(user="bob")] == ["id4", "old1"]
+    old = records[-1]
+    assert (old["version"], old["channel"], old["duration"]) == ("0.9.0", None, 0.0015)
+    assert old["entry"] == (await redis.xrange(log.stream))[0][0]  # a stream id, as before
+
+
+async def test_follow_starts_after_a_record_inside_an_entry(redis: Redis, keys: Namespace) -> None:
+    log = ActivationLog(redis, keys, ActivationSettings())
+    await redis.xadd(log.stream, old_format(0))
+    for n in range(1, 5):
+        log(act(n, function="dice" if n == 3 else "calc"))
+    await log.flush()
+    [second] = [r for r in await log.query() if r["id"] == "id2"]
+    following = log.follow(function="calc", after=second["entry"], poll=0.05)
+    assert (await anext(following))["id"] == "id4"  # id3 is dice's
+    log(act(5))
+    await log.flush()
+    assert (await anext(following))["id"] == "id5"
+    await following.aclose()
+    old = log.follow(after=(await redis.xrange(log.stream))[0][0], poll=0.05)
+    assert (await anext(old))["id"] == "id1"  # after an older entry: the next entry, whole
+    await old.aclose()
+
+
+def test_entries_not_written_by_rosey_are_skipped() -> None:
+    assert unpack("1-0", {"records": "{not json"}) == []
+    assert unpack("1-0", {"records": '[[1, 2], "x"]'}) == []
+    assert unpack("1-0", {"something": "else"}) == []
+    row = ["a", "f", "1", "command", None, None, None, "ok", 0.5, "", "", 1.0, "future"]
+    [record] = unpack("1-0", {"records": json.dumps([row])})
+    assert (record["id"], record["duration"], record["entry"]) == ("a", 0.5, "1-0/0")
 
 
 async def test_old_records_are_trimmed(redis: Redis, keys: Namespace) -> None:
@@ -118,7 +225,7 @@ async def test_old_records_are_trimmed(redis: Redis, keys: Namespace) -> None:
     assert log.stream == keys.prefix + "activations"  # the stream is a key under the prefix
     log(act(1))
     await log.flush()
-    remaining = [fields["id"] for _, fields in await redis.xrange(log.stream)]
+    remaining = [record["id"] for record in await stored(redis, log.stream)]
     # XTRIM MINID ~ keeps a partly old node; the node of 100 wholly old entries goes.
     assert remaining[-1] == "id1"
     assert len(remaining) <= 51

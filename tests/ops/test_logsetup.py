@@ -105,6 +105,11 @@ def test_secrets_of_settings() -> None:
     assert logsetup.secrets_of(Settings()) == []
 
 
+def test_secrets_of_every_server_of_a_cluster() -> None:
+    settings = Settings(nats=NatsSettings(url="nats://u:first-pw@a:4222,nats://u:second-pw@b:4222"))
+    assert sorted(logsetup.secrets_of(settings)) == ["first-pw", "second-pw"]
+
+
 def test_unknown_format_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="log_format: expected one of text, json, got 'xml'"):
         logsetup.formatter("xml")

@@ -78,7 +78,8 @@ def project(tmp_path: Path) -> Path:
 def user_nats(tmp_path: Path) -> Iterator[AuthNats]:
     server = AuthNats(
         tmp_path / "nats-user",
-        f'authorization {{ users = [ {{user: rosey, password: "{PASSWORD}"}} ] }}\n',
+        f'authorization {{ users = [ {{user: rosey, password: "{PASSWORD}"}} ] }}\n'
+        "jetstream: enabled\n",
     )
     server.start()
     yield server

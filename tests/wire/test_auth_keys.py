@@ -499,8 +499,11 @@ def test_rosey_run_connects_with_and_answers_invoke(
         "creds": f"creds: '{operator.creds(tmp_path / 'rosey.creds')}'",
         "mtls": f"tls_ca: '{pki.ca}', tls_cert: '{pki.client_cert}', tls_key: '{pki.client_key}'",
     }[method]
+    # These servers run without JetStream (an operator's accounts would need JetStream limits):
+    # what is tested is connecting, so commands take core NATS.
     (project / "rosey.yaml").write_text(
         f"log_level: DEBUG\nnats: {{url: '{server.url}', connect_timeout: 2, {nats}}}\n"
+        "delivery: {mode: at-most-once}\n"
     )
     process, errors = serve(project)
     try:

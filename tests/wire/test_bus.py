@@ -162,3 +162,46 @@ async def test_gather_with_extend_waits_while_answers_keep_coming(bus: Bus, peer
     assert len(cut) < count  # without extend the window closes on the later answers
     for task in set(senders):
         task.cancel()
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+async def test_connects_to_any_server_of_a_list_and_fails_over(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`nats.url: nats://a,nats://b`: nats-py gets both, skips a dead one and, when the server it
+    uses dies, goes on with another (two independent servers here: failover, not clustering)."""
+    from tests.conftest import wait_for
+
+    dead = f"nats://127.0.0.1:{free_port()}"
+    first, second = (EmbeddedNats(tmp_path_factory.mktemp(n)) for n in ("a", "b"))
+    first.start()
+    second.start()
+    try:
+        lone = await Bus.connect(f"{dead},{second.url}", timeout=1, reconnect=False)
+        assert lone.nc.connected_url is not None
+        assert lone.nc.connected_url.port == _port(second.url)
+        await lone.close()
+
+        client = await Bus.connect(f"{first.url}, {second.url}", timeout=1)
+        assert client.nc.connected_url is not None
+        used, other = (
+            (first, second) if client.nc.connected_url.port == _port(first.url) else (second, first)
+        )
+        other_port = _port(other.url)
+        used.stop()
+
+        def moved() -> bool:
+            url = client.nc.connected_url
+            return client.nc.is_connected and url is not None and url.port == other_port
+
+        await wait_for(moved)
+        sub = await client.nc.subscribe("after.failover")
+        await client.nc.publish("after.failover", b"still here")
+        assert (await sub.next_msg(timeout=5)).data == b"still here"
+        await client.close()
+    finally:
+        first.stop()
+        second.stop()
