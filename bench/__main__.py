@@ -22,6 +22,7 @@ from . import (
     database,
     deploy,
     dispatch,
+    fsync,
     instructions,
     startup,
     table,
@@ -32,6 +33,7 @@ from . import (
 SUITES: list[Suite] = [
     Suite("dispatch", dispatch.run),
     Suite("database", database.run),
+    Suite("fsync", fsync.run),
     Suite("startup", startup.run),
     Suite("cli", cli.run),
     Suite("deploy", deploy.run),

@@ -19,7 +19,10 @@ from . import Env, Report, Row, median, percentile, procs
 from .chatload import ChatLoad
 
 IN_FLIGHT = 64
-SIDES = ("rosey", "handbot", "echo")
+# "rosey": delivery.mode at-most-once, core NATS like the hand-written bot; "durable": the
+# default, through JetStream (issue 19), compared with "rosey" in rows of its own.
+SIDES = ("rosey", "durable", "handbot", "echo")
+AT_MOST_ONCE = {"ROSEY_DELIVERY_MODE": "at-most-once"}
 WORKLOADS = {"roll": "!roll 2d6", "cool": "!cool 2d6"}
 COOL = (
     "cool",
@@ -38,6 +41,8 @@ def sizes(quick: bool) -> tuple[int, int, int, int]:
 
 async def start(side: str, env: Env, folder: Path) -> procs.Proc:
     if side == "rosey":
+        return await procs.start_rosey(folder, env.nats_url, settings=AT_MOST_ONCE)
+    if side == "durable":
         return await procs.start_rosey(folder, env.nats_url)
     await procs.reset_streams(env.nats_url)  # so the server stores nothing for a baseline
     if side == "handbot":
@@ -79,7 +84,7 @@ async def run(env: Env) -> Report:
         with tempfile.TemporaryDirectory(prefix="rosey-bench-dispatch-") as tmp:
             folder = procs.project(Path(tmp), env.nats_url, env.redis_url, extra=[COOL])
             for r in range(rounds):
-                for side in SIDES[r % 3 :] + SIDES[: r % 3]:
+                for side in SIDES[r % len(SIDES) :] + SIDES[: r % len(SIDES)]:
                     await one_side(side, env, load, folder, found)
     finally:
         await load.close()
@@ -96,26 +101,43 @@ async def run(env: Env) -> Report:
             figure = f"{label}: {what}"
             k = f"{work}.{key}"
             rows.append(Row(figure, unit, mid[f"rosey.{k}"], mid[f"handbot.{k}"], mid[f"echo.{k}"]))
+    for work, text in WORKLOADS.items():
+        label = f"durable dispatch {text}{', cooldown' if work == 'cool' else ''}"
+        for key, what, unit in (
+            ("p50", "latency p50", "ms"),
+            ("rate", f"throughput, {IN_FLIGHT} in flight", "cmd/s"),
+            ("cpu", "CPU per command", "µs"),
+        ):
+            k = f"{work}.{key}"
+            rows.append(
+                Row(
+                    f"{label}: {what}",
+                    unit,
+                    mid[f"durable.{k}"],
+                    mid[f"rosey.{k}"],
+                    mid[f"echo.{k}"],
+                )
+            )
     functions = len(list((procs.ROOT / "manifests").glob("*.yaml"))) + 1
     rows += [
         Row(
             f"start-up, rosey run with the {functions} shipped functions",
             "s",
-            mid["rosey.ready"],
+            mid["durable.ready"],  # the default, as `rosey run` starts
             mid["handbot.ready"],
             mid["echo.ready"],
         ),
         Row(
             f"RSS with the {functions} shipped functions",
             "MB",
-            mid["rosey.rss"],
+            mid["durable.rss"],  # the default, as `rosey run` starts
             mid["handbot.rss"],
             mid["echo.rss"],
         ),
         Row(
             "RSS after the dispatch load",
             "MB",
-            mid["rosey.rss_after"],
+            mid["durable.rss_after"],  # the default, as `rosey run` starts
             mid["handbot.rss_after"],
             mid["echo.rss_after"],
         ),
@@ -125,6 +147,9 @@ async def run(env: Env) -> Report:
         f"{warm:,} warm-up commands, p50/p99 over {sequential:,} commands one at a time, "
         f"throughput and CPU over {many:,} commands with {IN_FLIGHT} in flight. CPU per command "
         "is the bot process's utime+stime (/proc/<pid>/stat) over the throughput batch / commands.",
+        "dispatch: Rosey runs with delivery.mode at-most-once (core NATS, as the hand-written bot); "
+        "in the durable rows Rosey runs with the default durable delivery (JetStream) and the "
+        "baseline column is Rosey at-most-once from the same rounds.",
         "dispatch baseline: bench/baselines/handbot.py (nats-py + json + the same dice code; "
         "SET NX PX for the cooldown); echo: bench/baselines/echo.py (publish back, no parsing).",
         "start-up: spawn to /readyz 200 (baselines: spawn to `ready` printed); RSS right after, "

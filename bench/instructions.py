@@ -49,7 +49,10 @@ async def side(which: str, env: Env, load: ChatLoad, folder: Path, out: Path) ->
         f"--log-file={out}.log",
     )
     if which == "rosey":
-        proc = await procs.start_rosey(folder, env.nats_url, prefix=prefix)
+        # At-most-once, as the hand-written bot: the same delivery, the same work.
+        proc = await procs.start_rosey(
+            folder, env.nats_url, prefix=prefix, settings={"ROSEY_DELIVERY_MODE": "at-most-once"}
+        )
     else:
         await procs.reset_streams(env.nats_url)
         proc = await procs.start_baseline(

@@ -132,10 +132,15 @@ async def reset_streams(nats_url: str) -> None:
 
 
 async def start_rosey(
-    folder: Path, nats_url: str | None, *args: str, prefix: tuple[str, ...] = ()
+    folder: Path,
+    nats_url: str | None,
+    *args: str,
+    prefix: tuple[str, ...] = (),
+    settings: dict[str, str] | None = None,
 ) -> Proc:
     """`rosey run --no-console` in `folder`; returns once /readyz answers 200. With `nats_url`,
-    it starts with no stream left by an earlier run. `prefix` runs it under valgrind."""
+    it starts with no stream left by an earlier run. `prefix` runs it under valgrind;
+    `settings`: ROSEY_* variables on top of the folder's rosey.yaml."""
     if nats_url:
         await reset_streams(nats_url)
     log = folder / "rosey.log"
@@ -143,7 +148,7 @@ async def start_rosey(
     popen = spawn(
         [*prefix, ROSEY, "run", "--no-console", *args],
         cwd=folder,
-        env=clean_env(),
+        env={**clean_env(), **(settings or {})},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),

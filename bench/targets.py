@@ -1,4 +1,4 @@
-"""The issue's targets (issue 16), checked against a run's rows and printed plainly under the table.
+"""The issues' targets (16: speed; 19: durable delivery's cost), checked against a run's rows and printed plainly under the table.
 
 A target reads the rows whose figure starts with its `figure`; with none (a suite not run, or a
 figure not measured in --quick) it is shown as n/a, never as met.
@@ -60,9 +60,34 @@ def _dispatch(workload: str) -> list[Target]:
     ]
 
 
+def _durable(workload: str) -> list[Target]:
+    """Issue 19: durable dispatch within 1.5 x of at-most-once."""
+    base = f"durable dispatch {workload}"
+    return [
+        Target(
+            f"{base}: latency p50",
+            f"durable {workload}: p50 ≤ 1.5 x at-most-once",
+            ratio,
+            1.5,
+            True,
+            "x",
+        ),
+        Target(
+            f"{base}: throughput",
+            f"durable {workload}: throughput ≥ 1/1.5 x at-most-once",
+            ratio,
+            1 / 1.5,
+            False,
+            "x",
+        ),
+    ]
+
+
 TARGETS = [
     *_dispatch("!roll 2d6"),
     *_dispatch("!cool 2d6, cooldown"),
+    *_durable("!roll 2d6"),
+    *_durable("!cool 2d6, cooldown"),
     Target(
         "unindexed query at",
         "unindexed queries never block Redis > 10 ms",
@@ -97,7 +122,7 @@ def verdict(target: Target, rows: list[Row]) -> tuple[str, str]:
 
 
 def verdicts(rows: list[Row]) -> list[str]:
-    lines = ["", "targets (issue 16):"]
+    lines = ["", "targets (issues 16 and 19):"]
     for target in TARGETS:
         mark, shown = verdict(target, rows)
         lines.append(f"  {mark:6} {shown:>10}  {target.text}")

@@ -22,12 +22,19 @@ ROWS = [
             "CPU per command",
         )
     ),
+    *(
+        rf"durable dispatch {workload}: {what} \("
+        for workload in (r"!roll 2d6", r"!cool 2d6, cooldown")
+        for what in ("latency p50", r"throughput, \d+ in flight", "CPU per command")
+    ),
     r"start-up, rosey run with the \d+ shipped functions \(",
     r"RSS with the \d+ shipped functions \(",
     r"RSS after the dispatch load \(",
     r"unindexed query at [\d,]+ records: latency \(",
     r"unindexed query at [\d,]+ records: Redis blocked, longest command \(",
     r"unindexed query at [\d,]+ records: longest PING during it \(",
+    r"database.set with redis.fsync always: p50 \(",
+    r"database.set with redis.fsync always: p99 \(",
     r"start-up, [\d,]+ functions \(",
     r"RSS, [\d,]+ functions \(",
     r"RSS per extra function \(",
@@ -46,6 +53,10 @@ TARGETS = [
     "!cool 2d6, cooldown: p50 ≤ 1.1 x the hand-written bot",
     "!cool 2d6, cooldown: CPU per command ≤ 1.2 x the bot",
     "!cool 2d6, cooldown: throughput ≥ 0.9 x the bot",
+    "durable !roll 2d6: p50 ≤ 1.5 x at-most-once",
+    "durable !roll 2d6: throughput ≥ 1/1.5 x at-most-once",
+    "durable !cool 2d6, cooldown: p50 ≤ 1.5 x at-most-once",
+    "durable !cool 2d6, cooldown: throughput ≥ 1/1.5 x at-most-once",
     "unindexed queries never block Redis > 10 ms",
     "start-up with 1,000 functions ≤ 3 s",
     "RSS ≤ 80 MB with the function library",
@@ -77,7 +88,7 @@ def test_quick_benchmark_prints_every_row_and_verdict() -> None:
         cell = re.split(r"\)\s+", line, maxsplit=1)[1].split()[0]
         assert re.fullmatch(r"-?[\d,]+(\.\d+)?", cell), line
     verdicts = {}
-    for line in lines[lines.index("targets (issue 16):") + 1 :]:
+    for line in lines[lines.index("targets (issues 16 and 19):") + 1 :]:
         mark, rest = line.split(maxsplit=1)
         verdicts[rest.split("  ", 1)[-1].strip()] = mark
     assert set(verdicts) == set(TARGETS), done.stdout

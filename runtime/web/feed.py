@@ -1,7 +1,8 @@
 """The live feed: activation records and deploys as server-sent events, to every open page.
 
 One task follows the activation records stream (every runtime's records) and hands each record
-to the queues of the connected browsers; the deploy journal hands its entries in the same way.
+to the queues of the connected browsers, only while one is connected (following costs a Redis
+read per batch of records, which a runtime nobody watches should not pay); the deploy journal hands its entries in the same way.
 A browser that cannot keep up loses its feed (its EventSource reconnects) rather than holding
 records in memory without end."""
 
@@ -36,8 +37,16 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        if self.activations is not None and self._task is None:
+        """Nothing to do until a browser connects (`serve`)."""
+
+    def _watched(self) -> None:
+        if self.activations is not None and self._task is None and not self.closed:
             self._task = asyncio.create_task(self._follow(self.activations), name="console-feed")
+
+    def _unwatched(self) -> None:
+        if not self.queues and self._task is not None:
+            self._task.cancel()  # the next browser starts following from its own now
+            self._task = None
 
     async def stop(self) -> None:
         self.close()
@@ -91,6 +100,7 @@ class Hub:
         if self.closed:
             return response
         self.queues.add(queue)
+        self._watched()
         try:
             await response.write(f"retry: {RETRY_MS}\n: connected\n\n".encode())
             while True:
@@ -108,4 +118,5 @@ class Hub:
             pass  # the browser went away
         finally:
             self.queues.discard(queue)
+            self._unwatched()
         return response
