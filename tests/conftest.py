@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 from nats.aio.subscription import Subscription
+from redis.asyncio import Redis
 
 from rosey.testing import mock_event_bus  # noqa: F401 - the plugin guide's tests import it from here
+from runtime.config.keys import Namespace
 from runtime.config.settings import Settings
 from runtime.core.runtime import Runtime, Wiring
 from runtime.database.service import DatabaseService
@@ -60,6 +62,30 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 @pytest.fixture
 def redis_url(redis_server: EmbeddedRedis) -> str:
     return redis_server.url
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client of the session's redis-server that answers str (a test may have its own)."""
+    client = Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def keys() -> Namespace:
+    """A key namespace of the test's own on the shared redis-server."""
+    return Namespace(f"test:{uuid.uuid4().hex}:")
+
+
+@pytest.fixture
+def jetstream(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    """A nats-server of the test's own with JetStream and its file store in the test's folder,
+    for tests that stop and restart it."""
+    server = EmbeddedNats(tmp_path / "nats", jetstream=True)
+    server.start()
+    yield server
+    server.stop()
 
 
 async def wait_for(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +17,6 @@ from runtime.core.runtime import Runtime, Wiring
 from runtime.errors import ConfigError
 from runtime.host.servers import free_port
 from runtime.wire.bus import Bus
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url, decode_responses=True)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def keys() -> Namespace:
-    return Namespace(f"test:{uuid.uuid4().hex}:")
 
 
 def calls(monkeypatch: pytest.MonkeyPatch, redis: Redis) -> list[str]:

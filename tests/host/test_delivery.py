@@ -33,14 +33,6 @@ def kill9(process: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
     process.wait(10)
 
 
-@pytest.fixture
-def jetstream(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    server = EmbeddedNats(tmp_path / "nats", jetstream=True)
-    server.start()
-    yield server
-    server.stop()
-
-
 class Processes:
     def __init__(self) -> None:
         self.running: list[subprocess.Popen[str]] = []

@@ -2,8 +2,6 @@
 
 import json
 import time
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -41,18 +39,6 @@ def act(
         duration=0.002,
         **extra,  # type: ignore[arg-type]
     )
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url, decode_responses=True)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def keys() -> Namespace:
-    return Namespace(f"test:{uuid.uuid4().hex}:")
 
 
 async def stored(redis: Redis, stream: str) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +19,6 @@ from runtime.wire.intake import Intake
 from runtime.wire.publisher import DurablePublisher
 from runtime.wire.streams import CHAT_LINES, ensure_streams
 from tests.conftest import wait_for
-
-
-@pytest.fixture
-def jetstream(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    server = EmbeddedNats(tmp_path / "nats", jetstream=True)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
