@@ -45,12 +45,8 @@ class Runner:
             try:
                 async with timer:
                     return await handler(event, ctx)
-            except TimeoutError as e:
-                if timer.expired():
-                    raise InvocationTimeout(f.name, f.version, f.timeout) from e
-                raise InvocationError(f.name, f.version, brief(e)) from e
             except (Exception, SystemExit) as e:
-                raise InvocationError(f.name, f.version, brief(e), code(e)) from e
+                raise self._failure(e, timer) from e
             finally:
                 self._release()
         loop = asyncio.get_running_loop()
@@ -62,13 +58,19 @@ class Runner:
         try:
             async with timer:
                 return await asyncio.shield(future)
-        except TimeoutError as e:
-            if timer.expired():
-                raise InvocationTimeout(f.name, f.version, f.timeout) from e
-            raise InvocationError(f.name, f.version, brief(e)) from e
         except (Exception, SystemExit) as e:
             # sys.exit() in a handler in this process must not end the runtime.
-            raise InvocationError(f.name, f.version, brief(e), code(e)) from e
+            raise self._failure(e, timer) from e
+
+    def _failure(self, e: BaseException, timer: asyncio.Timeout) -> RoseyError:
+        """What a handler's exception becomes: a timeout when its time ran out, else a failure
+        (a TimeoutError the handler raised itself is its own failure)."""
+        f = self.function
+        if isinstance(e, TimeoutError):
+            if timer.expired():
+                return InvocationTimeout(f.name, f.version, f.timeout)
+            return InvocationError(f.name, f.version, brief(e))
+        return InvocationError(f.name, f.version, brief(e), code(e))
 
     async def _acquire(self) -> None:
         """A slot of the function's concurrency; a short bounded wait, then FunctionBusy."""
