@@ -52,6 +52,8 @@ class Intake:
         self._room = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
+        self._held: dict[str, tuple[Msg, float]] = {}  # in hand: the message, since when
         self._sub: JetStreamContext.PullSubscription | None = None
         self.handled = self.stale = self.declined = self.failed = 0
 
@@ -67,6 +69,7 @@ class Intake:
             durable=self.stream.consumer, stream=self.stream.name
         )
         self._loop = asyncio.create_task(self._pull(), name=f"rosey-intake-{self.stream.name}")
+        self._keeper = asyncio.create_task(self._keep(), name=f"rosey-keep-{self.stream.name}")
 
     async def stop(self, timeout: float = 10.0) -> int:
         """Stop pulling, wait for what is in hand (within `timeout`); returns how many were left
@@ -83,11 +86,15 @@ class Intake:
             left = len(pending)
             for task in pending:
                 task.cancel()
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
             self._sub = None
-        self._loop = None
+        self._loop = self._keeper = None
         return left
 
     async def _pull(self) -> None:
@@ -137,14 +144,14 @@ class Intake:
             return
         scope = Scope(msg_id, self.js, self.ack_wait)
         token = CURRENT.set(scope)
-        beat = asyncio.create_task(self._keep(msg))
+        self._held[msg_id] = (msg, time.monotonic())
         try:
             taken = await self.handle(msg, msg_id)
         except Exception:
             log.exception("handling %s failed; it will be redelivered", msg_id)
             taken = None
         finally:
-            beat.cancel()
+            self._held.pop(msg_id, None)
             CURRENT.reset(token)
         if taken and scope.lost:
             taken = None  # a line it said is not in JetStream: run it again (ids dedupe)
@@ -158,12 +165,16 @@ class Intake:
             self.declined += 1
             await _settle(lambda: msg.nak(delay=0.05))
 
-    async def _keep(self, msg: Msg) -> None:
-        """Tell the server the message is still being worked on, so it is not redelivered while
-        a long handler runs."""
+    async def _keep(self) -> None:
+        """Tell the server which messages are still being worked on, so none is redelivered
+        while a long handler runs. One task for all: most commands end long before a beat."""
+        period = self.ack_wait / 3
         while True:
-            await asyncio.sleep(self.ack_wait / 3)  # a heartbeat period, not synchronisation
-            await _settle(msg.in_progress)
+            await asyncio.sleep(period)  # a heartbeat period, not synchronisation
+            due = time.monotonic() - period
+            for msg, since in list(self._held.values()):
+                if since <= due:
+                    await _settle(msg.in_progress)
 
 
 async def _settle(action: Callable[[], Awaitable[None]]) -> None:

@@ -177,3 +177,22 @@ async def test_a_line_held_by_a_dead_process_goes_to_another(jetstream: Embedded
     finally:
         await second.close()
     assert done == [("!addquote x", f"{CHAT_STREAM}-1")]
+
+
+async def test_a_long_handler_keeps_its_line(js_bus: Bus) -> None:
+    """A handler that runs past ack_wait keeps its line with progress acknowledgements: it is
+    not delivered again meanwhile (here ack_wait is 1 s and the handler takes 2.5 s)."""
+    js = js_bus.nc.jetstream()
+    calls: list[str] = []
+
+    async def slow(msg: Msg, msg_id: str) -> bool:
+        calls.append(msg_id)
+        await asyncio.sleep(2.5)  # the long command itself, not a wait for anything
+        return True
+
+    intake = Intake(js, CHAT_LINES, slow, ack_wait=1.0)
+    await intake.start()
+    await js.publish(CHAT, b"!long")
+    await wait_for(lambda: intake.handled == 1, timeout=15)
+    await intake.stop()
+    assert calls == [f"{CHAT_STREAM}-1"]
