@@ -3,6 +3,7 @@ and the processes a function's handler forks, which end with its call."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import ctypes
@@ -139,8 +140,11 @@ class Watchdog:
     """Ends the process with status 1 if it is still running `seconds` after it was armed: the
     bound on a shutdown, whatever a function does. Cancelled when the shutdown finished."""
 
-    def __init__(self, seconds: float, what: str) -> None:
-        self.seconds, self.what = seconds, what
+    def __init__(
+        self, seconds: float, what: str, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        """`loop`: the event loop whose unfinished tasks are named in the log when it fires."""
+        self.seconds, self.what, self.loop = seconds, what, loop
         self._timer = threading.Timer(seconds, self._fire)
         self._timer.daemon = True
         self._timer.name = "rosey-watchdog"
@@ -151,7 +155,30 @@ class Watchdog:
 
     def _fire(self) -> None:
         log.error("%s did not finish within %gs; exiting now", self.what, self.seconds)
+        if self.loop is not None:
+            # Read from this thread while the loop is stuck: racy, but the process ends next and
+            # this is what says where the shutdown hung.
+            with contextlib.suppress(Exception):
+                for task in list(asyncio.all_tasks(self.loop)):
+                    log.error("still running: %s at %s", task.get_name(), _where(task))
         for handler in logging.getLogger().handlers:
             with contextlib.suppress(Exception):
                 handler.flush()
         os._exit(1)
+
+
+def _where(task: asyncio.Task[object]) -> str:
+    """The innermost frame of a task's own code (asyncio's internals skipped):
+    `file:line in function`."""
+    coro: object = task.get_coro()
+    frames = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            frames.append(frame)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    own = [f for f in frames if f"{os.sep}asyncio{os.sep}" not in f.f_code.co_filename]
+    if not (own or frames):
+        return "?"
+    frame = (own or frames)[-1]
+    return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"

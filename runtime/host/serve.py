@@ -60,7 +60,7 @@ class _Ending:
     watchdog: Watchdog | None = None
 
     def arm(self, seconds: float) -> None:
-        self.watchdog = Watchdog(seconds, "shutdown")
+        self.watchdog = Watchdog(seconds, "shutdown", asyncio.get_running_loop())
 
     def disarm(self) -> None:
         if self.watchdog is not None:

@@ -90,3 +90,28 @@ def test_the_watchdog_ends_a_process_whose_shutdown_outlives_its_bound() -> None
     assert result.returncode == 1
     assert time.monotonic() - began < 10
     assert "shutdown did not finish within 0.2s; exiting now" in result.stderr
+
+
+STUCK = """\
+import asyncio, logging
+from runtime.process import Watchdog
+logging.basicConfig()
+
+async def hang():
+    await asyncio.Event().wait()
+
+async def main():
+    asyncio.get_running_loop().create_task(hang(), name="stuck-drain")
+    Watchdog(0.2, "shutdown", asyncio.get_running_loop())
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def test_the_watchdog_names_the_tasks_a_shutdown_hangs_in() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", STUCK], capture_output=True, text=True, timeout=10
+    )
+    assert result.returncode == 1
+    assert "still running: stuck-drain at <string>:6 in hang" in result.stderr, result.stderr
