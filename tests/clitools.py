@@ -47,3 +47,26 @@ def start_server(project: Path, *args: str) -> subprocess.Popen[str]:
     while not state.exists() and time.monotonic() < deadline and server.poll() is None:
         time.sleep(0.05)
     return server
+
+
+def start_until(
+    project: Path, env: dict[str, str], marker: str, *args: str
+) -> tuple[subprocess.Popen[str], str]:
+    """`rosey <args>` with its standard error read up to the line starting with `marker`;
+    returns the process and that line's third word (the address it gives)."""
+    process = subprocess.Popen(
+        [ROSEY, *args],
+        cwd=project,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stderr is not None
+    said = []
+    for line in process.stderr:  # ends when the process does: a failure shows what it said
+        said.append(line)
+        if line.startswith(marker):
+            return process, line.split()[2]
+    raise AssertionError("".join(said))

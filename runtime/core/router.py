@@ -53,10 +53,6 @@ class Local(Protocol):
 Locals = Callable[[str], Local | None]
 
 
-def _free(local: Local | None) -> bool:
-    return local is not None and local.can_take()
-
-
 def parse(text: str, prefix: str) -> tuple[str, list[str]] | None:
     """`!roll "a b" c` → ("roll", ["a b", "c"]); None when the line is not a command."""
     if not prefix or not text.startswith(prefix):
@@ -176,8 +172,7 @@ class Router:
             return True  # unknown commands are ignored: other bots may own them
         command = route.command
         correlation = durable or new_id()
-        local = self.local(route.function.name) if self.local is not None else None
-        if durable is not None and not route.function.external and not _free(local):
+        if durable is not None and not route.function.external and not self._free(route):
             return False  # not loaded here, or busy: another runtime (or this one later)
         try:
             check_rank(command, rank)
@@ -210,7 +205,7 @@ class Router:
         # External functions (other processes, legacy plugins) would take a reply subject for a
         # requester's: their cooldown is kept as booked.
         booked = command.cooldown > 0 and not exempt(command, rank) and not route.function.external
-        # Looked up again: a swap during the cooldown check has a new invoker take it.
+        # Looked up after the cooldown check: a swap meanwhile has the new invoker take it.
         local = self.local(route.function.name) if self.local is not None else None
         if local is not None and local.can_take():
             # Local-first: the function is loaded here and would start at once, so it runs in
@@ -240,6 +235,11 @@ class Router:
             log.error("could not route !%s from %s: %s", word, user, e)
             await self._release(correlation)
         return True
+
+    def _free(self, route: Route) -> bool:
+        """The route's function is loaded here and would start at once."""
+        local = self.local(route.function.name) if self.local is not None else None
+        return local is not None and local.can_take()
 
     async def on_not_run(self, msg: Msg) -> None:
         """An invoker did not run a routed command: give its cooldown booking back."""

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from runtime.wire.backoff import Backoff
 from runtime.wire.scope import CURRENT, Scope
 from runtime.wire.streams import Stream
 
@@ -30,7 +31,6 @@ log = logging.getLogger("rosey.intake")
 
 # (message, its durable id) → True when handled, False to give it back for another process.
 Handler = Callable[[Msg, str], Awaitable[bool]]
-RETRY_FIRST, RETRY_MAX = 0.05, 1.0
 
 
 class Intake:
@@ -100,7 +100,7 @@ class Intake:
     async def _pull(self) -> None:
         sub = self._sub
         assert sub is not None
-        delay = RETRY_FIRST
+        backoff = Backoff()
         while not self._stopping.is_set():
             free = self.slots - len(self._tasks)
             if free <= 0:
@@ -115,10 +115,9 @@ class Intake:
                 raise
             except Exception as e:  # the connection is being re-made, or the server is away
                 log.debug("fetch from %s failed: %r", self.stream.consumer, e)
-                await asyncio.sleep(delay)  # back-off while NATS is away
-                delay = min(delay * 2, RETRY_MAX)
+                await backoff.wait()
                 continue
-            delay = RETRY_FIRST
+            backoff.reset()
             for msg in messages:
                 task = asyncio.create_task(self._one(msg))
                 self._tasks.add(task)

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from nats.js import JetStreamContext
 
 from runtime.constants import MSG_ID
+from runtime.wire.backoff import Backoff
 
 log = logging.getLogger("rosey.publisher")
-
-RETRY_FIRST, RETRY_MAX = 0.05, 1.0  # back-off between tries while NATS is away
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ class DurablePublisher:
                 self._queue.task_done()
 
     async def _send(self, item: Pending) -> None:
-        delay = RETRY_FIRST
+        backoff = Backoff()
         while True:
             try:
                 ack = await self.js.publish(
@@ -91,11 +90,10 @@ class DurablePublisher:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # timeouts, no responders, a connection being re-made
-                if self.retries == 0 or delay >= RETRY_MAX:
+                if self.retries == 0 or backoff.at_most:
                     log.warning("JetStream publish of %s failed, retrying: %r", item.msg_id, e)
                 self.retries += 1
-                await asyncio.sleep(delay)  # back-off while NATS is away, not synchronisation
-                delay = min(delay * 2, RETRY_MAX)
+                await backoff.wait()
                 continue
             self.published += 1
             self.duplicates += bool(ack.duplicate)

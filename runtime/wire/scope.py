@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from nats.js import JetStreamContext
 
 from runtime.constants import MSG_ID
-
-RETRY_FIRST, RETRY_MAX = 0.05, 1.0
+from runtime.wire.backoff import Backoff
 
 
 @dataclass
@@ -42,7 +41,7 @@ class Scope:
         of a redelivered command has the same id as the first delivery's, and is dropped."""
         self.said += 1
         headers = {MSG_ID: f"{self.msg_id}.{self.said}"}
-        delay = RETRY_FIRST
+        backoff = Backoff()
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -51,11 +50,10 @@ class Scope:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                if time.monotonic() + delay > deadline:
+                if time.monotonic() + backoff.delay > deadline:
                     self.lost = True  # the command is not acknowledged: it runs again
                     raise
-                await asyncio.sleep(delay)  # back-off while NATS is away
-                delay = min(delay * 2, RETRY_MAX)
+                await backoff.wait()
 
 
 # The message the current task handles; Bus.publish sends cytube.send.* through it.

@@ -4,7 +4,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.clitools import ROSEY, clean_env, rosey
+from tests.clitools import ROSEY, clean_env, rosey, start_until
 from tests.opskit import fetch_json
 
 
@@ -62,23 +62,8 @@ def test_a_folder_without_functions_is_warned_about(tmp_path: Path) -> None:
 
 
 def start(project: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str]:
-    """`rosey <args>` with its standard error read up to the line giving its HTTP address."""
-    process = subprocess.Popen(
-        [ROSEY, *args],
-        cwd=project,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert process.stderr is not None
-    said = []
-    for line in process.stderr:  # ends when the process does: a failure shows what it said
-        said.append(line)
-        if line.startswith("rosey: HTTP "):
-            return process, line.split()[2]
-    raise AssertionError("".join(said))
+    """`rosey <args>`, read up to the line giving its HTTP address."""
+    return start_until(project, env, "rosey: HTTP ", *args)
 
 
 async def test_a_worker_beside_rosey_run_takes_another_http_port(project: Path) -> None:

@@ -10,27 +10,12 @@ from subprocess import PIPE
 import aiohttp
 
 from runtime.web.auth import COOKIE
-from tests.clitools import ROSEY, clean_env
+from tests.clitools import ROSEY, clean_env, start_until
 
 
 def start(project: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     """`rosey run --no-console`, read up to the line giving the console's address."""
-    process = subprocess.Popen(
-        [ROSEY, "run", "--no-console"],
-        cwd=project,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert process.stderr is not None
-    said = []
-    for line in process.stderr:  # ends when the process does: a failure shows what it said
-        said.append(line)
-        if line.startswith("rosey: console "):
-            return process, line.split()[2]
-    raise AssertionError("".join(said))
+    return start_until(project, env, "rosey: console ", "run", "--no-console")
 
 
 async def test_rosey_console_logs_in_to_the_running_rosey(project: Path) -> None:
