@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,6 +30,7 @@ from runtime.core.schedule import Schedules
 from runtime.core.threads import HandlerThreads, Reaped
 from runtime.core.usage import Usage, UsageService
 from runtime.errors import ConfigError, DeployError, LoadError, RegistryError, RoseyError
+from runtime.tasks import halt
 from runtime.wire.bus import Bus
 
 log = logging.getLogger("rosey.runtime")
@@ -301,11 +301,8 @@ class Runtime:
         )
 
     async def stop(self, reason: str = "shutdown") -> None:
-        if self._heartbeat:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
-            self._heartbeat = None
+        heartbeat, self._heartbeat = self._heartbeat, None
+        await halt(heartbeat)
         if self.started_at:
             await self._announce(PLATFORM_SHUTDOWN, {"reason": reason, "timestamp": time.time()})
         await self.schedules.stop_all()

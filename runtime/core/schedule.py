@@ -9,7 +9,6 @@ ms>`: whichever runtime claims it runs the handler, the others skip it. Without 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
 
 from runtime.config.cron import next_due
 from runtime.config.keys import DEFAULT_NAMESPACE, Namespace
+from runtime.tasks import halt_all
 
 log = logging.getLogger("rosey.schedule")
 
@@ -52,12 +52,8 @@ class Scheduler:
             )
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self.tasks = []
+        tasks, self.tasks = self.tasks, []
+        await halt_all(tasks)
 
     async def _loop(self, spec: ScheduleSpec) -> None:
         while True:

@@ -24,6 +24,7 @@ from runtime.cytube.lease import Lease, make_lease
 from runtime.cytube.sendqueue import Outgoing, Refused, SendQueue, TokenBucket, prepare
 from runtime.cytube.session import IP_LIMIT_DELAY, KICK_DELAY, Ended, Session, discover
 from runtime.errors import ConfigError, ConnectorError, ContractError, LoginError, RoseyError
+from runtime.tasks import halt_all
 from runtime.wire import contract
 from runtime.wire.bus import Binding, Bus
 from runtime.wire.intake import Intake
@@ -208,9 +209,7 @@ class Connector:
         finally:
             for binding in self.bindings:
                 await binding.stop(1.0)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await halt_all(tasks)
             await self.queue.fail_all("stopped", reason)
             if not self._lease_lost:
                 with contextlib.suppress(ConnectorError):

@@ -37,6 +37,7 @@ from runtime.core.context import Context, Event
 from runtime.errors import LoadError, RoseyError, WorkerError
 from runtime.isolation.worker import EXIT_MEMORY
 from runtime.process import die_with_parent, kill_group
+from runtime.tasks import halt
 
 log = logging.getLogger("rosey.isolation")
 
@@ -96,10 +97,7 @@ class Isolated:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._restart is not None:
-            self._restart.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._restart
+        await halt(self._restart)
         for watcher in list(self._watchers):
             watcher.cancel()
         process = self.process

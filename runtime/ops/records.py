@@ -34,6 +34,7 @@ from runtime.config.settings import ActivationSettings
 from runtime.constants import ErrorCode
 from runtime.core.activation import Activation
 from runtime.errors import StoreError
+from runtime.tasks import halt
 from runtime.wire import contract
 
 log = logging.getLogger("rosey.activations")
@@ -171,10 +172,7 @@ class ActivationLog:
     async def stop(self) -> None:
         """Stop the writer and give what is still buffered a short last chance."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await halt(task)
         try:
             async with asyncio.timeout(STOP_FLUSH):
                 await self.flush()

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from runtime.errors import StoreError
 from runtime.ops.records import ActivationLog
+from runtime.tasks import halt
 
 log = logging.getLogger("rosey.console")
 
@@ -51,10 +52,7 @@ class Hub:
     async def stop(self) -> None:
         self.close()
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await halt(task)
 
     def close(self) -> None:
         """End every feed (the server is stopping)."""

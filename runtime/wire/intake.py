@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from runtime.tasks import halt
 from runtime.wire.backoff import Backoff
 from runtime.wire.scope import CURRENT, Scope
 from runtime.wire.streams import Stream
@@ -76,20 +77,14 @@ class Intake:
         unfinished (they are redelivered to another process)."""
         self._stopping.set()
         self._room.set()
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+        await halt(self._loop)
         left = 0
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
             left = len(pending)
             for task in pending:
                 task.cancel()
-        if self._keeper is not None:
-            self._keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
+        await halt(self._keeper)
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()

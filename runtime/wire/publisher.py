@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from nats.js import JetStreamContext
 
 from runtime.constants import MSG_ID
+from runtime.tasks import halt
 from runtime.wire.backoff import Backoff
 
 log = logging.getLogger("rosey.publisher")
@@ -62,10 +63,8 @@ class DurablePublisher:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._queue.join()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        task, self._task = self._task, None
+        await halt(task)
         left = self._queue.qsize()
         if left:
             log.error("stopping with %d line(s) not yet in JetStream", left)
