@@ -1,12 +1,15 @@
 """Dispatch on the production path: `rosey run` against a hand-written bot and a raw echo.
 
-Rosey: the installed `rosey run --no-console` with the shipped functions folder (Redis, activation
-records, metrics, the sync `dice` handler) and one bench-only command, `!cool`, served by the same
-dice handler with a per-user cooldown, so that workload adds Rosey's Redis booking. Baselines:
-bench/baselines/handbot.py (nats-py, json, the same dice code, one SET NX PX for `!cool`) and
-bench/baselines/echo.py (publish straight back). Each side runs alone in a process of its own,
-on the bench's nats-server and redis-server, and the sides take turns over several rounds (each
-round starts a fresh process); the rows are medians over rounds.
+Rosey: the installed `rosey run --no-console` (Redis, activation records, metrics) serving the
+shipped `dice` function and one bench-only command, `!cool`, served by the same dice handler with
+a per-user cooldown, so that workload adds Rosey's Redis booking: the features the hand-written
+bot has, no more. Baselines: bench/baselines/handbot.py (nats-py, json, the same dice code, one
+SET NX PX for `!cool`) and bench/baselines/echo.py (publish straight back). A fifth side,
+"library", is `rosey run` as shipped: the whole function library (automod among it reads every
+chat line, with a database read and write) and the default durable delivery; its `!roll` rows,
+start-up and RSS are shown against the hand-written bot without a target. Each side runs alone in
+a process of its own, on the bench's nats-server and redis-server, and the sides take turns over
+several rounds (each round starts a fresh process); the rows are medians over rounds.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from .chatload import ChatLoad
 IN_FLIGHT = 64
 # "rosey": delivery.mode at-most-once, core NATS like the hand-written bot; "durable": the
 # default, through JetStream (issue 19), compared with "rosey" in rows of its own.
-SIDES = ("rosey", "durable", "handbot", "echo")
+# "library": the whole shipped library with the default delivery, as `rosey run` starts.
+SIDES = ("rosey", "durable", "handbot", "echo", "library")
 AT_MOST_ONCE = {"ROSEY_DELIVERY_MODE": "at-most-once"}
 WORKLOADS = {"roll": "!roll 2d6", "cool": "!cool 2d6"}
 COOL = (
@@ -34,12 +38,23 @@ COOL = (
 )
 
 
+def dice() -> tuple[str, str, str]:
+    """The shipped dice function, as (name, manifest, code) for procs.project."""
+    return (
+        "dice",
+        (procs.ROOT / "manifests" / "dice.yaml").read_text(),
+        (procs.ROOT / "functions" / "dice.py").read_text(),
+    )
+
+
 def sizes(quick: bool) -> tuple[int, int, int, int]:
     """(rounds, warm-up commands, commands one at a time, commands in flight)."""
     return (1, 100, 100, 600) if quick else (5, 1_000, 1_000, 10_000)
 
 
 async def start(side: str, env: Env, folder: Path) -> procs.Proc:
+    if side == "library":
+        return await procs.start_rosey(folder.parent / "library", env.nats_url)
     if side == "rosey":
         return await procs.start_rosey(folder, env.nats_url, settings=AT_MOST_ONCE)
     if side == "durable":
@@ -61,6 +76,8 @@ async def one_side(
         found[f"{side}.ready"].append(proc.ready_after)
         found[f"{side}.rss"].append(proc.rss_mb())
         for work, text in WORKLOADS.items():
+            if side == "library" and work != "roll":
+                continue  # the library's cost shows on one workload
             await load.throughput(text, warm, 16)
             times = await load.latencies(text, sequential)
             found[f"{side}.{work}.p50"].append(percentile(times, 0.5) * 1000)
@@ -82,7 +99,10 @@ async def run(env: Env) -> Report:
     load = await ChatLoad.connect(env.nats_url)
     try:
         with tempfile.TemporaryDirectory(prefix="rosey-bench-dispatch-") as tmp:
-            folder = procs.project(Path(tmp), env.nats_url, env.redis_url, extra=[COOL])
+            folder = procs.project(
+                Path(tmp) / "dice", env.nats_url, env.redis_url, library=False, extra=[dice(), COOL]
+            )
+            procs.project(Path(tmp) / "library", env.nats_url, env.redis_url, extra=[COOL])
             for r in range(rounds):
                 for side in SIDES[r % len(SIDES) :] + SIDES[: r % len(SIDES)]:
                     await one_side(side, env, load, folder, found)
@@ -119,25 +139,40 @@ async def run(env: Env) -> Report:
                 )
             )
     functions = len(list((procs.ROOT / "manifests").glob("*.yaml"))) + 1
+    for key, what, unit in (
+        ("p50", "latency p50", "ms"),
+        ("rate", f"throughput, {IN_FLIGHT} in flight", "cmd/s"),
+        ("cpu", "CPU per command", "µs"),
+    ):
+        k = f"roll.{key}"
+        rows.append(
+            Row(
+                f"as shipped, {functions} functions, durable: !roll 2d6 {what}",
+                unit,
+                mid[f"library.{k}"],
+                mid[f"handbot.{k}"],
+                mid[f"echo.{k}"],
+            )
+        )
     rows += [
         Row(
             f"start-up, rosey run with the {functions} shipped functions",
             "s",
-            mid["durable.ready"],  # the default, as `rosey run` starts
+            mid["library.ready"],  # as `rosey run` starts
             mid["handbot.ready"],
             mid["echo.ready"],
         ),
         Row(
             f"RSS with the {functions} shipped functions",
             "MB",
-            mid["durable.rss"],  # the default, as `rosey run` starts
+            mid["library.rss"],
             mid["handbot.rss"],
             mid["echo.rss"],
         ),
         Row(
             "RSS after the dispatch load",
             "MB",
-            mid["durable.rss_after"],  # the default, as `rosey run` starts
+            mid["library.rss_after"],
             mid["handbot.rss_after"],
             mid["echo.rss_after"],
         ),
@@ -147,9 +182,13 @@ async def run(env: Env) -> Report:
         f"{warm:,} warm-up commands, p50/p99 over {sequential:,} commands one at a time, "
         f"throughput and CPU over {many:,} commands with {IN_FLIGHT} in flight. CPU per command "
         "is the bot process's utime+stime (/proc/<pid>/stat) over the throughput batch / commands.",
-        "dispatch: Rosey runs with delivery.mode at-most-once (core NATS, as the hand-written bot); "
-        "in the durable rows Rosey runs with the default durable delivery (JetStream) and the "
-        "baseline column is Rosey at-most-once from the same rounds.",
+        "dispatch: Rosey serves the shipped dice function and !cool (the hand-written bot's "
+        "commands) with delivery.mode at-most-once (core NATS, as the hand-written bot); in the "
+        "durable rows Rosey runs with the default durable delivery (JetStream) and the baseline "
+        "column is Rosey at-most-once from the same rounds.",
+        f"as shipped: rosey run with all {functions} shipped functions (automod reads every chat "
+        "line: a second invocation with a database read and write per line) and durable delivery, "
+        "against the hand-written bot, which does neither; no target reads these rows.",
         "dispatch baseline: bench/baselines/handbot.py (nats-py + json + the same dice code; "
         "SET NX PX for the cooldown); echo: bench/baselines/echo.py (publish back, no parsing).",
         "start-up: spawn to /readyz 200 (baselines: spawn to `ready` printed); RSS right after, "

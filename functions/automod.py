@@ -6,6 +6,8 @@ reason) and is done with ctx.channel.moderate, or as a chat line naming the user
 (and whenever the bot may not mute or kick, so an offender is at least warned). The state is per
 user in the collection `automod` (id `<channel>:<user>`), so any runtime can read the next
 line; the manifest's `concurrency: 1` keeps one runtime's lines of a user in order.
+The handlers are async: automod reads every chat line, so each line is handled on the event loop
+(ctx.db, ctx.channel and ctx.send_chat awaited) with no hop to a worker thread and back.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ def _when(event: Any) -> float:
     return sent / 1000 if isinstance(sent, int | float) and sent > 0 else time.time()
 
 
-def on_chat(event: Any, ctx: Any) -> None:
+async def on_chat(event: Any, ctx: Any) -> None:
     data = event.payload
     user, message = str(data.get("user") or ""), str(data.get("message") or "")
     cfg = settings(ctx.config)
@@ -118,7 +120,7 @@ def on_chat(event: Any, ctx: Any) -> None:
         return
     now = _when(event)
     rid = f"{event.channel or ''}:{user.lower()}"
-    record = ctx.db.get(STATE, rid) or {}
+    record = await ctx.db.get(STATE, rid) or {}
     keep = max(
         float(r["seconds"])
         for r in (cfg["flood"], cfg["rate"], {"seconds": 0})
@@ -147,34 +149,38 @@ def on_chat(event: Any, ctx: Any) -> None:
         if step in ("mute", "smute"):
             seconds = float(cfg["mute_seconds"] or 0)
             state["muted_until"] = now + seconds if seconds > 0 else 0
-        _act(ctx, event, user, rule, reason, step, len(strikes))
-    ctx.db.set(STATE, rid, state)
+        await _act(ctx, event, user, rule, reason, step, len(strikes))
+    await ctx.db.set(STATE, rid, state)
 
 
-def _act(ctx: Any, event: Any, user: str, rule: str, reason: str, step: str, strike: int) -> None:
+async def _act(
+    ctx: Any, event: Any, user: str, rule: str, reason: str, step: str, strike: int
+) -> None:
     why = f"{step} {user}: {reason} (strike {strike})"
     if step != "warn":
         try:
-            ctx.channel.moderate(step, user, f"automod: {reason}")
+            await ctx.channel.moderate(step, user, f"automod: {reason}")
         except ChannelError as e:
             why += f"; could not {step}: {e}, warned instead"
             step = "warn"
     ctx.explain(why)
     if step == "warn":
-        ctx.send_chat(f"{user}: please {WHAT[rule]} ({reason}; automod warning).", event.channel)
+        await ctx.send_chat(
+            f"{user}: please {WHAT[rule]} ({reason}; automod warning).", event.channel
+        )
     elif step in ("mute", "smute"):
-        ctx.send_chat(f"{user} is muted for a while: {reason}.", event.channel)
+        await ctx.send_chat(f"{user} is muted for a while: {reason}.", event.channel)
 
 
-def unmute(event: Any, ctx: Any) -> None:
+async def unmute(event: Any, ctx: Any) -> None:
     """Every 30 s (manifest schedule): lift the mutes automod gave whose time is up."""
     now = time.time()
-    due = ctx.db.query(STATE, {"muted_until": {"$gt": 0, "$lte": now}}, limit=50)
+    due = await ctx.db.query(STATE, {"muted_until": {"$gt": 0, "$lte": now}}, limit=50)
     if due.records:
         ctx.explain("unmute " + ", ".join(str(r["user"]) for r in due.records) + ": time is up")
     for record in due.records:
         try:
-            ctx.channel.moderate("unmute", record["user"], "automod: mute time is up")
+            await ctx.channel.moderate("unmute", record["user"], "automod: mute time is up")
         except ChannelError as e:
             ctx.log.warning("could not unmute %s: %s", record["user"], e)
-        ctx.db.update(STATE, record["id"], {"muted_until": 0})
+        await ctx.db.update(STATE, record["id"], {"muted_until": 0})

@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("rosey.process")
@@ -83,22 +83,30 @@ os.register_at_fork(
 )
 
 
-@contextlib.contextmanager
-def reaping(name: str) -> Iterator[None]:
+class Reaping:
     """Processes forked (os.fork, multiprocessing, a preexec_fn) while the block runs in this
     context are killed, if they still run, and reaped when it ends. A forked child that returns
-    through the block exits there: it must not go on as a second copy of Rosey."""
-    forked: set[int] = set()
-    token = _FORKED.set(forked)
-    parent = os.getpid()
-    try:
-        yield
-    finally:
-        if os.getpid() != parent:
+    through the block exits there: it must not go on as a second copy of Rosey.
+
+    A class rather than a @contextmanager: it is entered once per handler call, and a generator
+    based one costs several times as much."""
+
+    __slots__ = ("forked", "name", "parent", "token")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        self.forked: set[int] = set()
+        self.token = _FORKED.set(self.forked)
+        self.parent = os.getpid()
+
+    def __exit__(self, *exc: object) -> None:
+        if os.getpid() != self.parent:
             os._exit(0)
-        _FORKED.reset(token)
-        for pid in forked:
-            _reap(pid, name)
+        _FORKED.reset(self.token)
+        for pid in self.forked:
+            _reap(pid, self.name)
 
 
 def _reap(pid: int, name: str) -> None:
@@ -116,21 +124,21 @@ def _reap(pid: int, name: str) -> None:
 
 
 def reaped(handler: Callable[..., Any], name: str) -> Callable[..., Any]:
-    """`handler`, async or not as it was, calling it under `reaping(name)`."""
+    """`handler`, async or not as it was, calling it under `Reaping(name)`."""
     if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
         getattr(handler, "__call__", None)  # noqa: B004 - callable objects with async __call__
     ):
 
         @functools.wraps(handler)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
-            with reaping(name):
+            with Reaping(name):
                 return await handler(*args, **kwargs)
 
         return run_async
 
     @functools.wraps(handler)
     def run(*args: Any, **kwargs: Any) -> Any:
-        with reaping(name):
+        with Reaping(name):
             return handler(*args, **kwargs)
 
     return run

@@ -27,6 +27,10 @@ ROWS = [
         for workload in (r"!roll 2d6", r"!cool 2d6, cooldown")
         for what in ("latency p50", r"throughput, \d+ in flight", "CPU per command")
     ),
+    *(
+        rf"as shipped, \d+ functions, durable: !roll 2d6 {what} \("
+        for what in ("latency p50", r"throughput, \d+ in flight", "CPU per command")
+    ),
     r"start-up, rosey run with the \d+ shipped functions \(",
     r"RSS with the \d+ shipped functions \(",
     r"RSS after the dispatch load \(",

@@ -9,17 +9,20 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Literal
+
+import msgspec
 
 log = logging.getLogger("rosey.activation")
 
 Outcome = Literal["ok", "error", "timeout", "busy", "denied", "cooldown", "invalid", "paused"]
 
 
-@dataclass(frozen=True)
-class Activation:
-    """One invocation's record. `duration` is in seconds; `reason` explains a denial."""
+class Activation(msgspec.Struct, frozen=True):
+    """One invocation's record. `duration` is in seconds; `reason` explains a denial.
+
+    A msgspec Struct, not a frozen dataclass: one is made per command, and a frozen dataclass
+    sets each of its twelve fields through object.__setattr__."""
 
     id: str
     function: str
@@ -32,7 +35,7 @@ class Activation:
     duration: float = 0.0
     error: str = ""
     reason: str = ""
-    time: float = field(default_factory=time.time)
+    time: float = msgspec.field(default_factory=time.time)
 
 
 Observer = Callable[[Activation], None]

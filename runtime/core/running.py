@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import types
+from collections.abc import Coroutine, Generator
 from concurrent.futures import Executor
 from typing import Any
 
@@ -21,6 +23,8 @@ from runtime.errors import (
     WorkerError,
 )
 
+HANDLERS = 64  # handlers whose kind a Runner remembers
+
 
 class Runner:
     """Runs handlers of one function version within its concurrency and timeout: an async
@@ -31,6 +35,7 @@ class Runner:
         self.in_flight = 0
         self.waiting = 0
         self._slots = asyncio.Semaphore(function.concurrency)
+        self._async: dict[Any, bool] = {}  # handler → async? (inspect's answer, asked once)
 
     @property
     def free(self) -> bool:
@@ -40,16 +45,27 @@ class Runner:
     async def run(self, handler: Any, event: Event, ctx: Context) -> Any:
         f = self.function
         await self._acquire()
-        timer = asyncio.timeout(f.timeout)
-        if is_async(handler):
+        loop = asyncio.get_running_loop()
+        if self._is_async(handler):
+            timer = None
             try:
+                # Eager first step: most handlers (a dice roll, a lookup) finish without ever
+                # waiting, and then need no timer. One that waits goes on under a timeout counted
+                # from here, so time spent before its first wait still counts.
+                deadline = loop.time() + f.timeout
+                coro = handler(event, ctx)
+                try:
+                    pending = coro.send(None)
+                except StopIteration as done:
+                    return done.value
+                timer = asyncio.timeout_at(deadline)
                 async with timer:
-                    return await handler(event, ctx)
+                    return await _resume(coro, pending)
             except (Exception, SystemExit) as e:
                 raise self._failure(e, timer) from e
             finally:
                 self._release()
-        loop = asyncio.get_running_loop()
+        timer = asyncio.timeout(f.timeout)
         run = contextvars.copy_context().run
         future = loop.run_in_executor(self.executor, run, handler, event, SyncContext(ctx, loop))
         # A thread cannot be cancelled: the slot is held until the handler really returns, so a
@@ -62,12 +78,23 @@ class Runner:
             # sys.exit() in a handler in this process must not end the runtime.
             raise self._failure(e, timer) from e
 
-    def _failure(self, e: BaseException, timer: asyncio.Timeout) -> RoseyError:
+    def _is_async(self, handler: Any) -> bool:
+        try:
+            found = self._async.get(handler)
+        except TypeError:  # an unhashable callable object
+            return is_async(handler)
+        if found is None:
+            found = is_async(handler)
+            if len(self._async) < HANDLERS:  # a version's handlers are few and stay the same
+                self._async[handler] = found
+        return found
+
+    def _failure(self, e: BaseException, timer: asyncio.Timeout | None) -> RoseyError:
         """What a handler's exception becomes: a timeout when its time ran out, else a failure
         (a TimeoutError the handler raised itself is its own failure)."""
         f = self.function
         if isinstance(e, TimeoutError):
-            if timer.expired():
+            if timer is not None and timer.expired():
                 return InvocationTimeout(f.name, f.version, f.timeout)
             return InvocationError(f.name, f.version, brief(e))
         return InvocationError(f.name, f.version, brief(e), code(e))
@@ -99,6 +126,28 @@ class Runner:
         self._release()
         if future.done() and not future.cancelled() and future.exception() is not None:
             self.log.debug("late sync handler ended with %r", future.exception())
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Any], pending: Any) -> Generator[Any, Any, Any]:
+    """Go on running `coro`, whose first step already ran and yielded `pending`, as `await coro`
+    would have: what the task sends or throws in goes to `coro` (cancellation included)."""
+    while True:
+        try:
+            sent = yield pending
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as e:  # cancellation included: all of it is coro's to handle
+            try:
+                pending = coro.throw(e)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                pending = coro.send(sent)
+            except StopIteration as done:
+                return done.value
 
 
 def brief(e: BaseException) -> str:

@@ -69,7 +69,10 @@ class Tally:
         self.counts: dict[tuple[str, str, str], _Tally] = {}
 
     def __call__(self, a: Activation) -> None:
-        tally = self.counts.setdefault((a.function, a.version, a.kind), _Tally())
+        key = (a.function, a.version, a.kind)
+        tally = self.counts.get(key)
+        if tally is None:  # not setdefault: that would build a _Tally per activation
+            tally = self.counts[key] = _Tally()
         tally.nanoseconds += int(a.duration * 1e9)
         if a.outcome in ERRORS:
             tally.errors += 1

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from runtime.core.activation import Activation
 
@@ -20,9 +28,6 @@ log = logging.getLogger("rosey.metrics")
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 # Outcomes where a handler ran, so the duration is the handler's latency.
 RAN = frozenset({"ok", "error", "timeout"})
-# Label children kept for reuse: (function, version, outcome) combinations seen lately. Past this
-# the cache starts over (old versions' children stay in the registry, as Prometheus wants).
-CHILDREN = 4096
 
 Read = Callable[[], float | int | None]
 ReadMany = Callable[[], Mapping[str, float | int]]
@@ -70,6 +75,53 @@ class Probes(Collector):
             yield family
 
 
+class Invocations(Collector):
+    """`rosey_invocations_total` and `rosey_invocation_duration_seconds`, kept as plain numbers
+    and turned into metric families when scraped.
+
+    It is counted once per command, and prometheus_client's Counter and Histogram take a lock
+    per increment (a histogram one per bucket it passes): several times the cost of a dict
+    update, for numbers only read at scrape time. Everything runs on the event loop's thread.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, str], int] = {}
+        # (function, version) → [count per bucket (the last: past the highest bound), sum]
+        self.timings: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+
+    def __call__(self, a: Activation) -> None:
+        key = (a.function, a.version, a.outcome)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        if a.outcome in RAN:
+            pair = (a.function, a.version)
+            timing = self.timings.get(pair)
+            if timing is None:
+                timing = self.timings[pair] = ([0] * (len(BUCKETS) + 1), [0.0])
+            timing[0][bisect_left(BUCKETS, a.duration)] += 1  # buckets count value <= bound
+            timing[1][0] += a.duration
+
+    def collect(self) -> Iterator[Metric]:
+        counted = CounterMetricFamily(
+            "rosey_invocations",
+            "Invocations by function, version and outcome "
+            "(ok, error, timeout, busy, denied, cooldown, invalid).",
+            labels=["function", "version", "outcome"],
+        )
+        for key, count in sorted(self.counts.items()):
+            counted.add_metric(list(key), count)
+        yield counted
+        timed = HistogramMetricFamily(
+            "rosey_invocation_duration_seconds",
+            "Handler latency by function and version (outcomes ok, error and timeout).",
+            labels=["function", "version"],
+        )
+        for pair, (buckets, total) in sorted(self.timings.items()):
+            cumulative = list(accumulate(buckets))
+            bounds = [*map(floatToGoString, BUCKETS), "+Inf"]
+            timed.add_metric(list(pair), list(zip(bounds, cumulative, strict=True)), total[0])
+        yield timed
+
+
 class Metrics:
     """The metrics of one runtime in a registry of its own (tests run many runtimes).
 
@@ -78,44 +130,13 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self.invocations = Counter(
-            "rosey_invocations",
-            "Invocations by function, version and outcome "
-            "(ok, error, timeout, busy, denied, cooldown, invalid).",
-            ["function", "version", "outcome"],
-            registry=self.registry,
-        )
-        self.duration = Histogram(
-            "rosey_invocation_duration_seconds",
-            "Handler latency by function and version (outcomes ok, error and timeout).",
-            ["function", "version"],
-            buckets=BUCKETS,
-            registry=self.registry,
-        )
+        self.invocations = Invocations()
+        self.registry.register(self.invocations)
         self.probes = Probes()
         self.registry.register(self.probes)
-        # `.labels(...)` checks and joins its arguments under a lock on every call; a dict
-        # lookup finds the same child. Keyed by the label values, bounded by CHILDREN.
-        self._counted: dict[tuple[str, str, str], Counter] = {}
-        self._timed: dict[tuple[str, str], Histogram] = {}
 
     def __call__(self, activation: Activation) -> None:
-        a = activation
-        key = (a.function, a.version, a.outcome)
-        counted = self._counted.get(key)
-        if counted is None:
-            if len(self._counted) >= CHILDREN:
-                self._counted.clear()
-            counted = self._counted[key] = self.invocations.labels(*key)
-        counted.inc()
-        if a.outcome in RAN:
-            pair = (a.function, a.version)
-            timed = self._timed.get(pair)
-            if timed is None:
-                if len(self._timed) >= CHILDREN:
-                    self._timed.clear()
-                timed = self._timed[pair] = self.duration.labels(*pair)
-            timed.observe(a.duration)
+        self.invocations(activation)
 
     def gauge(self, name: str, doc: str, read: Read) -> None:
         """A gauge read from `read()` at scrape time."""

@@ -1,26 +1,29 @@
-"""automod: each rule, escalation, exemptions, and ordinary chat left alone (in-memory ctx)."""
+"""automod: each rule, escalation, exemptions, and ordinary chat left alone (in-memory ctx, driving
+the async handlers)."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
 
 from functions import automod
-from tests.fnkit import FakeChannel, FakeCtx, chat, ev
+from tests.fnkit import FakeChannel, chat, ev
+from tests.library.drive import AsyncChannel, AsyncCtx, run
 
 T0 = 1_700_000_000.0
 
 
-def room(config: dict[str, Any] | None = None) -> FakeCtx:
+def room(config: dict[str, Any] | None = None) -> AsyncCtx:
     channel = FakeChannel(users=[{"name": "rosey", "rank": 3, "afk": False}])
     for name, rank in (("amy", 1), ("bob", 0), ("cid", 1), ("dan", 1.5), ("mod", 2)):
         channel.join(name, rank)
-    return FakeCtx(config=config or {}, channel=channel)
+    return AsyncCtx(config=config or {}, channel=channel)
 
 
-def say(ctx: FakeCtx, user: str, message: str, at: float, rank: float = 1) -> None:
-    automod.on_chat(chat(user, message, T0 + at, rank=rank), ctx)
+def say(ctx: AsyncCtx, user: str, message: str, at: float, rank: float = 1) -> None:
+    run(automod.on_chat(chat(user, message, T0 + at, rank=rank), ctx))
 
 
 def antiflood(count: int) -> list[float]:
@@ -55,7 +58,7 @@ def test_escalation_warn_mute_kick_within_the_window() -> None:
     ]
     assert [r.split(":")[0] for r in ctx.explained] == ["warn bob", "mute bob", "kick bob"]
     assert "bob is muted for a while" in ctx.sent[1][0]
-    record = ctx.db.get("automod", "test:bob")
+    record = run(ctx.db.get("automod", "test:bob"))
     assert record["muted_until"] == T0 + 9 + 300
     assert len(record["strikes"]) == 3
 
@@ -140,7 +143,7 @@ def test_when_the_bot_may_not_mute_it_still_warns() -> None:
         "the bot's rank is too low to mute, warned instead"
     ]
     bare = room({"escalation": {"steps": ["kick"]}})
-    bare.channel = FakeChannel(actions=())
+    bare.channel = AsyncChannel(FakeChannel(actions=()))
     for at in range(5):
         say(bare, "bob", "x", at, rank=0)
     assert "actions: [moderate]" in bare.explained[0] and bare.sent
@@ -152,12 +155,12 @@ def test_unmute_when_the_time_is_up(monkeypatch: pytest.MonkeyPatch) -> None:
         say(ctx, "bob", "x", at, rank=0)
     assert ctx.channel.muted == {"bob"}
     monkeypatch.setattr(automod.time, "time", lambda: T0 + 30)
-    automod.unmute(ev(kind="schedule"), ctx)
+    run(automod.unmute(ev(kind="schedule"), ctx))
     assert ctx.channel.muted == {"bob"}
     monkeypatch.setattr(automod.time, "time", lambda: T0 + 65)
-    automod.unmute(ev(kind="schedule"), ctx)
+    run(automod.unmute(ev(kind="schedule"), ctx))
     assert ctx.channel.muted == set() and ctx.explained[-1] == "unmute bob: time is up"
-    assert ctx.db.get("automod", "test:bob")["muted_until"] == 0
+    assert run(ctx.db.get("automod", "test:bob"))["muted_until"] == 0
 
 
 ORDINARY = [
@@ -224,3 +227,9 @@ def test_fast_ordinary_chat_at_the_antiflood_limit_is_not_punished() -> None:
     for at, line in zip(antiflood(len(lines)), lines, strict=True):
         say(ctx, "amy", line, at)
     assert ctx.sent == [] and ctx.explained == []
+
+
+def test_the_handlers_are_async() -> None:
+    """automod reads every chat line: its handlers run on the event loop, not in a thread."""
+    assert inspect.iscoroutinefunction(automod.on_chat)
+    assert inspect.iscoroutinefunction(automod.unmute)

@@ -3,7 +3,6 @@
 import pytest
 
 from runtime.core.activation import Activation
-from runtime.ops import metrics as metrics_module
 from runtime.ops.metrics import Metrics
 
 
@@ -39,12 +38,34 @@ def test_counts_by_function_version_and_outcome() -> None:
     assert timed == 4  # busy: no handler ran, so no latency
 
 
-def test_the_cache_of_label_children_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(metrics_module, "CHILDREN", 3)
+def test_latencies_fall_in_cumulative_buckets_with_their_sum() -> None:
     metrics = Metrics()
-    for _ in range(2):
-        for n in range(5):
-            metrics(act(f"f{n}"))
-        assert len(metrics._counted) <= 3 and len(metrics._timed) <= 3
-    # Starting the cache over finds the same children again: no count is lost or split.
-    assert [count(metrics, f"f{n}") for n in range(5)] == [2, 2, 2, 2, 2]
+    for duration in (0.001, 0.004, 0.2, 400.0):  # on a bound, between, and past the last
+        metrics(act("dice") if duration == 0.004 else _timed(duration))
+    labels = {"function": "dice", "version": "1.0.0"}
+
+    def bucket(le: str) -> float | None:
+        return metrics.registry.get_sample_value(
+            "rosey_invocation_duration_seconds_bucket", {**labels, "le": le}
+        )
+
+    assert [bucket(le) for le in ("0.001", "0.005", "0.25", "300.0", "+Inf")] == [1, 2, 3, 3, 4]
+    total = metrics.registry.get_sample_value("rosey_invocation_duration_seconds_sum", labels)
+    assert total == pytest.approx(400.205)
+    text = metrics.render()[0].decode()
+    assert 'rosey_invocations_total{function="dice",outcome="ok",version="1.0.0"} 4.0' in text
+    assert "# TYPE rosey_invocation_duration_seconds histogram" in text
+
+
+def _timed(duration: float) -> Activation:
+    return Activation(
+        id="x",
+        function="dice",
+        version="1.0.0",
+        kind="command",
+        command="c",
+        user="u",
+        channel="c",
+        outcome="ok",
+        duration=duration,
+    )
