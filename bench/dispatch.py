@@ -191,8 +191,8 @@ async def run(env: Env) -> Report:
         "against the hand-written bot, which does neither; no target reads these rows.",
         "dispatch baseline: bench/baselines/handbot.py (nats-py + json + the same dice code; "
         "SET NX PX for the cooldown); echo: bench/baselines/echo.py (publish back, no parsing).",
-        "start-up: spawn to /readyz 200 (baselines: spawn to `ready` printed); RSS right after, "
-        f"and after the round's {2 * (warm + sequential + many):,} commands.",
+        "start-up and RSS: the as-shipped side; spawn to /readyz 200 (baselines: spawn to `ready` "
+        f"printed); RSS right after, and after its round's {warm + sequential + many:,} commands.",
     ]
     return Report(rows, notes)
 
