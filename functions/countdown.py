@@ -1,6 +1,8 @@
 """Countdowns: `!countdown <name> <time or duration>`, recurring with `every friday 20:00`,
 alerts before the end, `!countdown list|cancel <name>`. Kept in the database and driven by a
-manifest schedule (`tick`), so they survive restarts and fire once however many runtimes run."""
+manifest schedule (`tick`), so they survive restarts and fire once however many runtimes run.
+The handlers are async: they run on the event loop (ctx.db and ctx.send_chat awaited) with no hop
+to a worker thread and back."""
 
 from __future__ import annotations
 
@@ -82,13 +84,13 @@ def _key(channel: str | None, name: str) -> str:
     return f"{channel or '-'}:{name.lower()}"
 
 
-def command(event: Any, ctx: Any) -> str | list[str]:
+async def command(event: Any, ctx: Any) -> str | list[str]:
     user, args = event.user, list(event.args)
     usage = f"{user}: usage is !countdown <name> <time or duration>, !countdown list, !countdown cancel <name>"
     if not args:
         return usage
     if args[0].lower() == "list":
-        page = ctx.db.query(
+        page = await ctx.db.query(
             COLLECTION, {"channel": event.channel or "-"}, order_by="target", limit=MAX_PER_CHANNEL
         )
         if not page.records:
@@ -102,20 +104,20 @@ def command(event: Any, ctx: Any) -> str | list[str]:
     if args[0].lower() == "cancel":
         if len(args) != 2:
             return f"{user}: usage is !countdown cancel <name>"
-        record = ctx.db.get(COLLECTION, _key(event.channel, args[1]))
+        record = await ctx.db.get(COLLECTION, _key(event.channel, args[1]))
         if record is None:
             return f"{user}: there is no countdown {args[1]!r}."
         if event.rank < 2 and record.get("creator", "").lower() != (user or "").lower():
             return (
                 f"{user}: only {record.get('creator')} or a moderator may cancel {record['name']}."
             )
-        ctx.db.delete(COLLECTION, _key(event.channel, args[1]))
+        await ctx.db.delete(COLLECTION, _key(event.channel, args[1]))
         return f"Countdown {record['name']} cancelled."
     name = args[0]
     if not re.fullmatch(r"[\w-]{1,32}", name):
         return f"{user}: a countdown name is 1 to 32 letters, digits, - or _."
     if len(args) == 1:
-        record = ctx.db.get(COLLECTION, _key(event.channel, name))
+        record = await ctx.db.get(COLLECTION, _key(event.channel, name))
         if record is None:
             return usage
         return f"{record['name']}: {remaining(record['target'] - time.time())} to go."
@@ -124,7 +126,7 @@ def command(event: Any, ctx: Any) -> str | list[str]:
         target, cron = parse_when(args[1:], now, ctx.config.get("timezone", "UTC"))
     except CountdownError as e:
         return f"{user}: {e}"
-    if ctx.db.count(COLLECTION, {"channel": event.channel or "-"}) >= MAX_PER_CHANNEL:
+    if await ctx.db.count(COLLECTION, {"channel": event.channel or "-"}) >= MAX_PER_CHANNEL:
         return f"{user}: this channel has {MAX_PER_CHANNEL} countdowns already."
     record = {
         "name": name,
@@ -134,31 +136,32 @@ def command(event: Any, ctx: Any) -> str | list[str]:
         "creator": user,
         "alerted": [],
     }
-    ctx.db.set(COLLECTION, _key(event.channel, name), record)
+    await ctx.db.set(COLLECTION, _key(event.channel, name), record)
     repeats = " and repeats" if cron else ""
     return f"Countdown {name} set: {remaining(target - now)} to go{repeats}."
 
 
-def tick(event: Any, ctx: Any) -> None:
+async def tick(event: Any, ctx: Any) -> None:
     """Every 30 s (manifest schedule): alerts, the end, and the next round of recurring ones."""
     now = time.time()
     alerts = sorted((int(a) for a in ctx.config.get("alerts", [3600, 600, 60])), reverse=True)
     tz = ctx.config.get("timezone", "UTC")
-    for record in ctx.db.query(
-        COLLECTION, {"target": {"$lte": now + max([*alerts, 0])}}, limit=1000
-    ).records:
+    page = await ctx.db.query(COLLECTION, {"target": {"$lte": now + max([*alerts, 0])}}, limit=1000)
+    for record in page.records:
         channel = None if record["channel"] == "-" else record["channel"]
         left = record["target"] - now
         if left <= 0:
-            ctx.send_chat(f"⏰ {record['name']} is now!", channel)
+            await ctx.send_chat(f"⏰ {record['name']} is now!", channel)
             if record.get("cron"):
                 moment = datetime.fromtimestamp(max(now, record["target"]), zone(tz))
                 following = Cron.parse(record["cron"]).next_after(moment).timestamp()
-                ctx.db.update(COLLECTION, record["id"], {"target": following, "alerted": []})
+                await ctx.db.update(COLLECTION, record["id"], {"target": following, "alerted": []})
             else:
-                ctx.db.delete(COLLECTION, record["id"])
+                await ctx.db.delete(COLLECTION, record["id"])
             continue
         due = [a for a in alerts if left <= a and a not in record.get("alerted", [])]
         if due:
-            ctx.send_chat(f"{record['name']} in {remaining(left)}!", channel)
-            ctx.db.update(COLLECTION, record["id"], {"alerted": [*record.get("alerted", []), *due]})
+            await ctx.send_chat(f"{record['name']} in {remaining(left)}!", channel)
+            await ctx.db.update(
+                COLLECTION, record["id"], {"alerted": [*record.get("alerted", []), *due]}
+            )

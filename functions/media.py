@@ -6,6 +6,8 @@ so the server's `queueby` is the bot's name: who asked is kept in the collection
 shuffle gives every item a new uid, while CyTube never holds the same type+id twice in a
 playlist. Skip votes are counted in `media_skips`, one record per channel for the item playing
 now, one field per voter, incremented atomically so a vote counts once whichever runtime ran it.
+The handlers are async: ctx.channel and ctx.db are awaited on the event loop, with no hop to a
+worker thread and back.
 """
 
 from __future__ import annotations
@@ -51,9 +53,9 @@ def _refusal(user: str, what: str, error: ChannelError) -> str:
     return f"{user}: could not {what}: {_short(str(error), 200)}"
 
 
-def _requests(ctx: Any, channel: str | None) -> dict[str, dict[str, Any]]:
+async def _requests(ctx: Any, channel: str | None) -> dict[str, dict[str, Any]]:
     """This channel's request records by key."""
-    page = ctx.db.query(REQUESTS, {"channel": channel or ""}, limit=1000)
+    page = await ctx.db.query(REQUESTS, {"channel": channel or ""}, limit=1000)
     return {r["key"]: r for r in page.records if "key" in r}
 
 
@@ -62,11 +64,11 @@ def _who(item: dict[str, Any], requests: dict[str, dict[str, Any]], channel: str
     return str(record["user"]) if record else str(item.get("queueby") or "")
 
 
-def _upcoming(ctx: Any) -> list[dict[str, Any]]:
+async def _upcoming(ctx: Any) -> list[dict[str, Any]]:
     """The items in the order they will play: those after the item playing now, then those
     before it (the playlist loops); all of it when nothing is playing."""
-    playlist = ctx.channel.playlist()
-    media = ctx.channel.media()
+    playlist = await ctx.channel.playlist()
+    media = await ctx.channel.media()
     if not media:
         return list(playlist)
     for i, item in enumerate(playlist):
@@ -78,19 +80,19 @@ def _upcoming(ctx: Any) -> list[dict[str, Any]]:
     return list(playlist)
 
 
-def _prune(ctx: Any, channel: str | None, playlist: list[dict[str, Any]]) -> None:
+async def _prune(ctx: Any, channel: str | None, playlist: list[dict[str, Any]]) -> None:
     """Delete request records of items no longer on the playlist (older than a minute, so an
     item another runtime is adding right now keeps its record)."""
     keep = {_key(channel, item) for item in playlist}
-    old = ctx.db.query(
+    old = await ctx.db.query(
         REQUESTS, {"channel": channel or "", "time": {"$lt": time.time() - PRUNE_AFTER}}, limit=100
     )
     for record in old.records:
         if record.get("key") not in keep:
-            ctx.db.delete(REQUESTS, record["id"])
+            await ctx.db.delete(REQUESTS, record["id"])
 
 
-def add(event: Any, ctx: Any) -> str:
+async def add(event: Any, ctx: Any) -> str:
     user, args = event.user or "?", list(event.args)
     if not args or len(args) > 2 or (len(args) == 2 and args[1].lower() != "next"):
         return f"{user}: usage is !add <url> [next]"
@@ -100,16 +102,16 @@ def add(event: Any, ctx: Any) -> str:
         return f"{user}: only moderators may add next; !add <url> queues at the end."
     limit = int(_config(ctx, "max_per_user", 3))
     if not exempt and limit > 0:
-        requests = _requests(ctx, event.channel)
+        requests = await _requests(ctx, event.channel)
         mine = sum(
             1
-            for item in _upcoming(ctx)
+            for item in await _upcoming(ctx)
             if _who(item, requests, event.channel).lower() == user.lower()
         )
         if mine >= limit:
             return f"{user}: you have {mine} items queued already (the limit is {limit})."
     try:
-        item = ctx.channel.add(url, next=next_)
+        item = await ctx.channel.add(url, next=next_)
     except ChannelError as e:
         return _refusal(user, "add that", e)
     title = _short(str(item.get("title") or url))
@@ -117,40 +119,40 @@ def add(event: Any, ctx: Any) -> str:
     longest = _config(ctx, "max_duration", 900)
     if not exempt and longest > 0 and duration > longest:
         try:
-            ctx.channel.remove(item["uid"])
+            await ctx.channel.remove(item["uid"])
         except ChannelError as e:
             ctx.log.warning("could not remove %s, which is too long: %s", title, e)
         return f"{user}: {title} is {clock(duration)} long; at most {clock(longest)} is allowed."
     key = _key(event.channel, item)
     record = {"key": key, "channel": event.channel or "", "user": user, "title": title}
-    ctx.db.set(REQUESTS, key, {**record, "time": time.time()})
-    _prune(ctx, event.channel, ctx.channel.playlist())
+    await ctx.db.set(REQUESTS, key, {**record, "time": time.time()})
+    await _prune(ctx, event.channel, await ctx.channel.playlist())
     return f"{user} added {title} ({length(duration)}){' to play next' if next_ else ''}."
 
 
-def now_playing(event: Any, ctx: Any) -> str:
-    media = ctx.channel.media()
+async def now_playing(event: Any, ctx: Any) -> str:
+    media = await ctx.channel.media()
     if not media:
         return "Nothing is playing."
     title = _short(str(media.get("title") or "?"), 120)
     elapsed, duration = float(media.get("current_time") or 0), float(media.get("duration") or 0)
     where = f"{clock(elapsed)}/{clock(duration)}" if duration else f"{clock(elapsed)}, live"
-    record = ctx.db.get(REQUESTS, _key(event.channel, media))
+    record = await ctx.db.get(REQUESTS, _key(event.channel, media))
     who = record["user"] if record else media.get("queueby")
     return f"Now playing: {title} [{where}]" + (f", queued by {who}." if who else ".")
 
 
-def playlist(event: Any, ctx: Any) -> str | list[str]:
+async def playlist(event: Any, ctx: Any) -> str | list[str]:
     user = event.user or "?"
     cap = int(_config(ctx, "playlist_max", 5))
     if len(event.args) > 1 or (event.args and not event.args[0].isdigit()):
         return f"{user}: usage is !playlist [n], at most {cap}"
     n = int(event.args[0]) if event.args else int(_config(ctx, "playlist_default", 3))
     n = max(1, min(n, cap))
-    upcoming = _upcoming(ctx)
+    upcoming = await _upcoming(ctx)
     if not upcoming:
         return "Nothing is queued."
-    requests = _requests(ctx, event.channel)
+    requests = await _requests(ctx, event.channel)
     shown = []
     for i, item in enumerate(upcoming[:n], 1):
         who = _who(item, requests, event.channel)
@@ -163,16 +165,16 @@ def playlist(event: Any, ctx: Any) -> str | list[str]:
     return shown
 
 
-def skip(event: Any, ctx: Any) -> str | None:
+async def skip(event: Any, ctx: Any) -> str | None:
     user = event.user or "?"
-    state = ctx.channel.state("all")
+    state = await ctx.channel.state("all")
     media = state.get("media")
     if not media:
         return "Nothing is playing."
     title = _short(str(media.get("title") or "?"))
     if event.rank >= _config(ctx, "skip_rank", 2):
         try:
-            ctx.channel.skip()
+            await ctx.channel.skip()
         except ChannelError as e:
             return _refusal(user, "skip", e)
         return f"{user} skipped {title}."
@@ -186,18 +188,18 @@ def skip(event: Any, ctx: Any) -> str | None:
     need = max(1, math.ceil(_config(ctx, "skip_ratio", 0.5) * len(present)))
     rid = event.channel or ""
     item = f"{media.get('uid', '')}:{media.get('type')}:{media.get('id')}"
-    record = ctx.db.get(SKIPS, rid)
+    record = await ctx.db.get(SKIPS, rid)
     if record is None or record.get("item") != item:
-        ctx.db.set(SKIPS, rid, {"channel": rid, "item": item, "title": title})
+        await ctx.db.set(SKIPS, rid, {"channel": rid, "item": item, "title": title})
     vote = f"v:{user.lower()}"
-    record = ctx.db.update(SKIPS, rid, inc={vote: 1}) or {}
+    record = await ctx.db.update(SKIPS, rid, inc={vote: 1}) or {}
     votes = sum(1 for k in record if k.startswith("v:") and k[2:] in present)
     if votes >= need:
-        claimed = ctx.db.update(SKIPS, rid, inc={"skipped": 1}) or {}
+        claimed = await ctx.db.update(SKIPS, rid, inc={"skipped": 1}) or {}
         if claimed.get("skipped") != 1:
             return None  # another vote, maybe on another runtime, skipped it already
         try:
-            ctx.channel.skip()
+            await ctx.channel.skip()
         except ChannelError as e:
             return _refusal(user, "skip", e)
         return f"Skipping {title} ({votes}/{need} votes)."
@@ -206,32 +208,32 @@ def skip(event: Any, ctx: Any) -> str | None:
     return f"{user} voted to skip {title} ({votes}/{need})."
 
 
-def shuffle(event: Any, ctx: Any) -> str:
+async def shuffle(event: Any, ctx: Any) -> str:
     try:
-        ctx.channel.shuffle()
+        await ctx.channel.shuffle()
     except ChannelError as e:
         return _refusal(event.user or "?", "shuffle", e)
     return "Playlist shuffled."
 
 
-def remove(event: Any, ctx: Any) -> str:
+async def remove(event: Any, ctx: Any) -> str:
     user = event.user or "?"
     if len(event.args) != 1 or not event.args[0].lstrip("#").isdigit():
         return f"{user}: usage is !remove <n>, n a position shown by !playlist"
     n = int(event.args[0].lstrip("#"))
-    upcoming = _upcoming(ctx)
+    upcoming = await _upcoming(ctx)
     if not 1 <= n <= len(upcoming):
         return f"{user}: there is no #{n}; {len(upcoming)} items are queued."
     item = upcoming[n - 1]
     key = _key(event.channel, item)
-    record = ctx.db.get(REQUESTS, key)
+    record = await ctx.db.get(REQUESTS, key)
     who = str(record["user"]) if record else str(item.get("queueby") or "")
     title = _short(str(item.get("title") or "?"))
     if who.lower() != user.lower() and event.rank < _config(ctx, "remove_rank", 2):
         return f"{user}: #{n} is not yours ({title}, queued by {who or 'someone else'})."
     try:
-        ctx.channel.remove(item["uid"])
+        await ctx.channel.remove(item["uid"])
     except ChannelError as e:
         return _refusal(user, "remove it", e)
-    ctx.db.delete(REQUESTS, key)
+    await ctx.db.delete(REQUESTS, key)
     return f"{user} removed {title}."

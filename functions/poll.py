@@ -4,6 +4,8 @@ when a poll closes (by !endpoll, its timeout, or a moderator in CyTube's own UI)
 The open poll's last counts are kept in the collection `polls`, one record per channel, from the
 connector's `cytube.poll.open` and `cytube.poll.update` events; `cytube.poll.close` (which carries
 no counts, like CyTube's `closePoll`) announces them and deletes the record.
+The handlers are async: they run on the event loop (ctx.channel and ctx.db awaited) with no hop to
+a worker thread and back.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def parse(text: str) -> tuple[str, list[str], int | None]:
     return title, options, timeout
 
 
-def open_poll(event: Any, ctx: Any) -> str:
+async def open_poll(event: Any, ctx: Any) -> str:
     user = event.user or "?"
     try:
         title, options, timeout = parse(event.text)
@@ -54,16 +56,18 @@ def open_poll(event: Any, ctx: Any) -> str:
         return f"{user}: a poll may have {most} options at most."
     if timeout is not None and timeout > longest:
         return f"{user}: a poll may run {longest // 60} minutes at most."
-    current = ctx.channel.poll()
+    current = await ctx.channel.poll()
     if current:
         return f"{user}: a poll is open already ({current.get('title')}); !endpoll closes it."
     obscured = bool(ctx.config.get("obscured", False))
     try:
-        ctx.channel.open_poll(title, options, timeout=timeout, obscured=obscured)
+        await ctx.channel.open_poll(title, options, timeout=timeout, obscured=obscured)
     except ChannelError as e:
         return f"{user}: could not open the poll: {e}"
     record = {"channel": event.channel or "", "title": title, "options": options}
-    ctx.db.set(POLLS, event.channel or "", {**record, "counts": [0] * len(options), "by": user})
+    await ctx.db.set(
+        POLLS, event.channel or "", {**record, "counts": [0] * len(options), "by": user}
+    )
     closes = f", closes in {_span(timeout)}" if timeout else ""
     return f"Poll opened: {title} ({len(options)} options{closes})."
 
@@ -73,18 +77,18 @@ def _span(seconds: int) -> str:
     return f"{m}m{s:02d}s" if m and s else f"{m}m" if m else f"{s}s"
 
 
-def end_poll(event: Any, ctx: Any) -> str | None:
+async def end_poll(event: Any, ctx: Any) -> str | None:
     user = event.user or "?"
-    if not ctx.channel.poll():
+    if not await ctx.channel.poll():
         return f"{user}: no poll is open."
     try:
-        ctx.channel.close_poll()
+        await ctx.channel.close_poll()
     except ChannelError as e:
         return f"{user}: could not close the poll: {e}"
     return None  # the results follow, from cytube.poll.close
 
 
-def on_change(event: Any, ctx: Any) -> None:
+async def on_change(event: Any, ctx: Any) -> None:
     """cytube.poll.open / cytube.poll.update: keep the latest counts."""
     data = event.payload
     record = {
@@ -94,7 +98,7 @@ def on_change(event: Any, ctx: Any) -> None:
         "counts": [c for c in data.get("counts", [])],
         "time": time.time(),
     }
-    ctx.db.set(POLLS, event.channel or "", record)
+    await ctx.db.set(POLLS, event.channel or "", record)
 
 
 def results(record: dict[str, Any]) -> str:
@@ -106,12 +110,12 @@ def results(record: dict[str, Any]) -> str:
     return f"Poll closed: {record.get('title')}: {shown}"
 
 
-def on_close(event: Any, ctx: Any) -> str | None:
+async def on_close(event: Any, ctx: Any) -> str | None:
     """cytube.poll.close: announce the last counts seen."""
-    record = ctx.db.get(POLLS, event.channel or "")
+    record = await ctx.db.get(POLLS, event.channel or "")
     if record is None:
         return None
-    ctx.db.delete(POLLS, event.channel or "")
+    await ctx.db.delete(POLLS, event.channel or "")
     if not ctx.config.get("announce", True):
         return None
     return results(record)

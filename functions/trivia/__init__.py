@@ -5,7 +5,8 @@ ctx.listen while a question is open, and the end of the listening window is the 
 "time is up". Claims are atomic increments: the first correct answer wins (`win<k>` reaches 1
 once), and each user's first line per question is their answer (`try<k>:<user>` reaches 1 once),
 so several runtimes cannot both award one question. Scores are kept in `trivia_scores` with
-atomic increments too.
+atomic increments too. The handlers are async: ctx.db, ctx.listen and ctx.stop_listening are
+awaited on the event loop, with no hop to a worker thread and back.
 """
 
 from __future__ import annotations
@@ -75,26 +76,26 @@ def _key(event: Any) -> str:
     return event.channel or "-"
 
 
-def _ask(ctx: Any, game: dict[str, Any], index: int) -> str:
+async def _ask(ctx: Any, game: dict[str, Any], index: int) -> str:
     q = questions()[game["order"][index]]
     now = time.time()
-    ctx.db.update(
+    await ctx.db.update(
         GAMES, game["id"], {"index": index, "asked": now, "deadline": now + game["seconds"]}
     )
-    ctx.listen(game["seconds"] + 1)
+    await ctx.listen(game["seconds"] + 1)
     return f"Q{index + 1}/{len(game['order'])} [{q['category']}, {'★' * q['difficulty']}]: {q['question']}"
 
 
-def _next(ctx: Any, game: dict[str, Any], lines: list[str]) -> list[str]:
+async def _next(ctx: Any, game: dict[str, Any], lines: list[str]) -> list[str]:
     index = game["index"] + 1
     if index < len(game["order"]):
-        return [*lines, _ask(ctx, game, index)]
-    return [*lines, *_finish(ctx, game)]
+        return [*lines, await _ask(ctx, game, index)]
+    return [*lines, *(await _finish(ctx, game))]
 
 
-def _finish(ctx: Any, game: dict[str, Any]) -> list[str]:
-    ctx.db.delete(GAMES, game["id"])
-    ctx.stop_listening()
+async def _finish(ctx: Any, game: dict[str, Any]) -> list[str]:
+    await ctx.db.delete(GAMES, game["id"])
+    await ctx.stop_listening()
     scores = sorted(game.get("scores", {}).items(), key=lambda kv: -kv[1])
     if not scores:
         return ["Trivia over. Nobody scored."]
@@ -102,23 +103,23 @@ def _finish(ctx: Any, game: dict[str, Any]) -> list[str]:
     return [f"Trivia over! Scores: {board}."]
 
 
-def command(event: Any, ctx: Any) -> str | list[str]:
+async def command(event: Any, ctx: Any) -> str | list[str]:
     args = [a.lower() for a in event.args]
     sub = args[0] if args else ""
     if sub == "start":
-        return _start(event, ctx, args[1:])
+        return await _start(event, ctx, args[1:])
     if sub in ("stop", "skip"):
-        game = ctx.db.get(GAMES, _key(event))
+        game = await ctx.db.get(GAMES, _key(event))
         if game is None:
             return f"{event.user}: no trivia game is running."
         if event.rank < 2 and (event.user or "").lower() != game["starter"].lower():
             return f"{event.user}: only {game['starter']} or a moderator may {sub} the game."
         if sub == "stop":
-            return _finish(ctx, game)
+            return await _finish(ctx, game)
         answer = questions()[game["order"][game["index"]]]["answers"][0]
-        return _next(ctx, game, [f"Skipped. The answer was {answer}."])
+        return await _next(ctx, game, [f"Skipped. The answer was {answer}."])
     if sub == "top":
-        page = ctx.db.query(SCORES, order_by="points DESC", limit=5)
+        page = await ctx.db.query(SCORES, order_by="points DESC", limit=5)
         if not page.records:
             return "No trivia scores yet. Start a game with !trivia start"
         return "Trivia top: " + ", ".join(
@@ -129,7 +130,7 @@ def command(event: Any, ctx: Any) -> str | list[str]:
     return f"{event.user}: usage is !trivia start [n] [category], !trivia stop|skip|top|categories"
 
 
-def _start(event: Any, ctx: Any, args: list[str]) -> str | list[str]:
+async def _start(event: Any, ctx: Any, args: list[str]) -> str | list[str]:
     count = int(ctx.config.get("default_questions", 5))
     category = None
     for word in args:
@@ -141,7 +142,7 @@ def _start(event: Any, ctx: Any, args: list[str]) -> str | list[str]:
             return f"{event.user}: {word!r} is neither a number nor a category ({', '.join(categories())})."
     if not 1 <= count <= MAX_QUESTIONS:
         return f"{event.user}: a game has 1 to {MAX_QUESTIONS} questions."
-    if ctx.db.get(GAMES, _key(event)) is not None:
+    if await ctx.db.get(GAMES, _key(event)) is not None:
         return f"{event.user}: a game is already running; !trivia stop ends it."
     pool = [i for i, q in enumerate(questions()) if category in (None, q["category"])]
     game = {
@@ -151,15 +152,18 @@ def _start(event: Any, ctx: Any, args: list[str]) -> str | list[str]:
         "seconds": float(ctx.config.get("seconds", 30)),
         "scores": {},
     }
-    ctx.db.set(GAMES, _key(event), game)
+    await ctx.db.set(GAMES, _key(event), game)
     game["id"] = _key(event)
     about = f" about {category}" if category else ""
-    return [f"Trivia{about}: {len(game['order'])} questions, answer in chat!", _ask(ctx, game, 0)]
+    return [
+        f"Trivia{about}: {len(game['order'])} questions, answer in chat!",
+        await _ask(ctx, game, 0),
+    ]
 
 
-def answer(event: Any, ctx: Any) -> str | list[str] | None:
+async def answer(event: Any, ctx: Any) -> str | list[str] | None:
     """Plain chat while a question is open (kind `chat`), or its time running out (`expired`)."""
-    game = ctx.db.get(GAMES, _key(event))
+    game = await ctx.db.get(GAMES, _key(event))
     if game is None or "asked" not in game:
         return None
     index = game["index"]
@@ -167,21 +171,21 @@ def answer(event: Any, ctx: Any) -> str | list[str] | None:
     if event.kind == "expired":
         if time.time() < game["deadline"]:
             return None  # a window re-armed elsewhere; this expiry is stale
-        return _next(ctx, game, [f"Time's up! The answer was {q['answers'][0]}."])
+        return await _next(ctx, game, [f"Time's up! The answer was {q['answers'][0]}."])
     user = event.user or "?"
-    tried = ctx.db.update(GAMES, game["id"], inc={f"try{index}:{user.lower()}": 1})
+    tried = await ctx.db.update(GAMES, game["id"], inc={f"try{index}:{user.lower()}": 1})
     if tried is None or tried.get(f"try{index}:{user.lower()}", 0) != 1:
         return None  # one answer per user per question
     if not matches(event.raw_message or "", q["answers"]):
         return None
-    claimed = ctx.db.update(GAMES, game["id"], inc={f"win{index}": 1})
+    claimed = await ctx.db.update(GAMES, game["id"], inc={f"win{index}": 1})
     if claimed is None or claimed.get(f"win{index}") != 1:
         return None  # someone was faster
     won = points(q["difficulty"], game["deadline"] - time.time(), game["seconds"])
     scores = dict(claimed.get("scores") or {})
     scores[user] = scores.get(user, 0) + won
-    ctx.db.update(GAMES, game["id"], {"scores": scores})
-    if ctx.db.update(SCORES, user.lower(), inc={"points": won, "correct": 1}) is None:
-        ctx.db.set(SCORES, user.lower(), {"user": user, "points": won, "correct": 1})
+    await ctx.db.update(GAMES, game["id"], {"scores": scores})
+    if await ctx.db.update(SCORES, user.lower(), inc={"points": won, "correct": 1}) is None:
+        await ctx.db.set(SCORES, user.lower(), {"user": user, "points": won, "correct": 1})
     game["scores"] = scores
-    return _next(ctx, game, [f"{user} got it: {q['answers'][0]} (+{won})."])
+    return await _next(ctx, game, [f"{user} got it: {q['answers'][0]} (+{won})."])

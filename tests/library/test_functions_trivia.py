@@ -1,8 +1,12 @@
+"""trivia: matching, scoring and whole games (in-memory ctx, driving the async handlers)."""
+
+import inspect
 import random
 from collections import Counter
 
 from functions import trivia
-from tests.fnkit import FakeCtx, ev
+from tests.fnkit import ev
+from tests.library.drive import AsyncCtx, run
 
 CONFIG = {"default_questions": 3, "seconds": 30}
 
@@ -33,77 +37,83 @@ def test_points_by_difficulty_and_speed() -> None:
     assert trivia.points(2, -5, 30) == 20
 
 
-def start(ctx: FakeCtx, *args: str) -> list[str]:
+def start(ctx: AsyncCtx, *args: str) -> list[str]:
     random.seed(7)
-    reply = trivia.command(ev("start", *args), ctx)
+    reply = run(trivia.command(ev("start", *args), ctx))
     assert isinstance(reply, list)
     return reply
 
 
-def current(ctx: FakeCtx) -> dict:
-    game = ctx.db.get("trivia_games", "test")
+def current(ctx: AsyncCtx) -> dict:
+    game = run(ctx.db.get("trivia_games", "test"))
     return trivia.questions()[game["order"][game["index"]]]
 
 
 def test_a_game_from_start_to_leaderboard() -> None:
-    ctx = FakeCtx(CONFIG)
+    ctx = AsyncCtx(CONFIG)
     lines = start(ctx, "2", "science")
     assert lines[0] == "Trivia about science: 2 questions, answer in chat!"
     assert lines[1].startswith("Q1/2 [science, ")
     assert ctx.listening == 31
     q = current(ctx)
-    assert trivia.answer(ev(text="wrong answer", kind="chat", user="bob"), ctx) is None
+    assert run(trivia.answer(ev(text="wrong answer", kind="chat", user="bob"), ctx)) is None
     # One answer per user per question: bob's right answer now does not count.
-    assert trivia.answer(ev(text=q["answers"][0], kind="chat", user="bob"), ctx) is None
-    won = trivia.answer(ev(text=q["answers"][0].upper(), kind="chat", user="cy"), ctx)
+    assert run(trivia.answer(ev(text=q["answers"][0], kind="chat", user="bob"), ctx)) is None
+    won = run(trivia.answer(ev(text=q["answers"][0].upper(), kind="chat", user="cy"), ctx))
     assert won[0].startswith(f"cy got it: {q['answers'][0]} (+") and won[1].startswith("Q2/2")
     # The game moved on: time running out on question 2 reveals it and ends the game.
     ctx.db.data["trivia_games"]["test"]["deadline"] = 0
     q2 = current(ctx)
-    end = trivia.answer(ev(kind="expired"), ctx)
+    end = run(trivia.answer(ev(kind="expired"), ctx))
     assert end[0] == f"Time's up! The answer was {q2['answers'][0]}."
     assert end[1].startswith("Trivia over! Scores: cy ")
-    assert ctx.listening is None and ctx.db.get("trivia_games", "test") is None
-    top = trivia.command(ev("top"), ctx)
+    assert ctx.listening is None and run(ctx.db.get("trivia_games", "test")) is None
+    top = run(trivia.command(ev("top"), ctx))
     assert top.startswith("Trivia top: 1. cy ")
-    assert ctx.db.get("trivia_scores", "cy")["correct"] == 1
+    assert run(ctx.db.get("trivia_scores", "cy"))["correct"] == 1
 
 
 def test_stale_expiry_and_chat_without_game_are_ignored() -> None:
-    ctx = FakeCtx(CONFIG)
-    assert trivia.answer(ev(text="x", kind="chat"), ctx) is None
+    ctx = AsyncCtx(CONFIG)
+    assert run(trivia.answer(ev(text="x", kind="chat"), ctx)) is None
     start(ctx)
-    assert trivia.answer(ev(kind="expired"), ctx) is None  # deadline not reached
+    assert run(trivia.answer(ev(kind="expired"), ctx)) is None  # deadline not reached
 
 
 def test_stop_and_skip_need_the_starter_or_a_moderator() -> None:
-    ctx = FakeCtx(CONFIG)
+    ctx = AsyncCtx(CONFIG)
     start(ctx)
     assert (
-        trivia.command(ev("stop", user="bob"), ctx)
+        run(trivia.command(ev("stop", user="bob"), ctx))
         == "bob: only amy or a moderator may stop the game."
     )
     q = current(ctx)
-    skipped = trivia.command(ev("skip", user="mod", rank=2), ctx)
+    skipped = run(trivia.command(ev("skip", user="mod", rank=2), ctx))
     assert skipped[0] == f"Skipped. The answer was {q['answers'][0]}." and skipped[1].startswith(
         "Q2/3"
     )
     assert (
-        trivia.command(ev("start"), ctx) == "amy: a game is already running; !trivia stop ends it."
+        run(trivia.command(ev("start"), ctx))
+        == "amy: a game is already running; !trivia stop ends it."
     )
-    assert trivia.command(ev("stop"), ctx) == ["Trivia over. Nobody scored."]
-    assert trivia.command(ev("stop"), ctx) == "amy: no trivia game is running."
+    assert run(trivia.command(ev("stop"), ctx)) == ["Trivia over. Nobody scored."]
+    assert run(trivia.command(ev("stop"), ctx)) == "amy: no trivia game is running."
 
 
 def test_bad_input() -> None:
-    ctx = FakeCtx(CONFIG)
-    assert trivia.command(ev(), ctx).startswith("amy: usage is !trivia start")
-    assert trivia.command(ev("start", "99"), ctx) == "amy: a game has 1 to 20 questions."
-    assert trivia.command(ev("start", "cooking"), ctx).startswith(
+    ctx = AsyncCtx(CONFIG)
+    assert run(trivia.command(ev(), ctx)).startswith("amy: usage is !trivia start")
+    assert run(trivia.command(ev("start", "99"), ctx)) == "amy: a game has 1 to 20 questions."
+    assert run(trivia.command(ev("start", "cooking"), ctx)).startswith(
         "amy: 'cooking' is neither a number nor a category"
     )
-    assert trivia.command(ev("top"), ctx) == "No trivia scores yet. Start a game with !trivia start"
-    assert trivia.command(ev("categories"), ctx).startswith("Trivia categories: general, geography")
+    assert (
+        run(trivia.command(ev("top"), ctx))
+        == "No trivia scores yet. Start a game with !trivia start"
+    )
+    assert run(trivia.command(ev("categories"), ctx)).startswith(
+        "Trivia categories: general, geography"
+    )
 
 
 def test_a_deploy_bundles_the_question_bank() -> None:
@@ -112,3 +122,8 @@ def test_a_deploy_bundles_the_question_bank() -> None:
 
     built = bundle.build(ROOT / "manifests" / "trivia.yaml", ROOT / "functions")
     assert {"trivia/__init__.py", "trivia/bank.py"} <= set(built.files)
+
+
+def test_the_handlers_are_async() -> None:
+    assert inspect.iscoroutinefunction(trivia.command)
+    assert inspect.iscoroutinefunction(trivia.answer)
