@@ -109,51 +109,18 @@ async def run(env: Env) -> Report:
     finally:
         await load.close()
     mid = {key: median(values) for key, values in found.items()}
-    rows = []
+    rows: list[Row] = []
     for work, text in WORKLOADS.items():
-        label = f"dispatch {text}{', cooldown' if work == 'cool' else ''}"
-        for key, what, unit in (
-            ("p50", "latency p50", "ms"),
-            ("p99", "latency p99", "ms"),
-            ("rate", f"throughput, {IN_FLIGHT} in flight", "cmd/s"),
-            ("cpu", "CPU per command", "µs"),
-        ):
-            figure = f"{label}: {what}"
-            k = f"{work}.{key}"
-            rows.append(Row(figure, unit, mid[f"rosey.{k}"], mid[f"handbot.{k}"], mid[f"echo.{k}"]))
+        label = f"{text}{', cooldown' if work == 'cool' else ''}"
+        keys = ("p50", "p99", "rate", "cpu")
+        rows += _rows(mid, f"dispatch {label}: ", work, keys, "rosey", "handbot")
     for work, text in WORKLOADS.items():
-        label = f"durable dispatch {text}{', cooldown' if work == 'cool' else ''}"
-        for key, what, unit in (
-            ("p50", "latency p50", "ms"),
-            ("rate", f"throughput, {IN_FLIGHT} in flight", "cmd/s"),
-            ("cpu", "CPU per command", "µs"),
-        ):
-            k = f"{work}.{key}"
-            rows.append(
-                Row(
-                    f"{label}: {what}",
-                    unit,
-                    mid[f"durable.{k}"],
-                    mid[f"rosey.{k}"],
-                    mid[f"echo.{k}"],
-                )
-            )
+        label = f"{text}{', cooldown' if work == 'cool' else ''}"
+        keys = ("p50", "rate", "cpu")
+        rows += _rows(mid, f"durable dispatch {label}: ", work, keys, "durable", "rosey")
     functions = len(list((procs.ROOT / "manifests").glob("*.yaml"))) + 1
-    for key, what, unit in (
-        ("p50", "latency p50", "ms"),
-        ("rate", f"throughput, {IN_FLIGHT} in flight", "cmd/s"),
-        ("cpu", "CPU per command", "µs"),
-    ):
-        k = f"roll.{key}"
-        rows.append(
-            Row(
-                f"as shipped, {functions} functions, durable: !roll 2d6 {what}",
-                unit,
-                mid[f"library.{k}"],
-                mid[f"handbot.{k}"],
-                mid[f"echo.{k}"],
-            )
-        )
+    shipped = f"as shipped, {functions} functions, durable: !roll 2d6 "
+    rows += _rows(mid, shipped, "roll", ("p50", "rate", "cpu"), "library", "handbot")
     rows += [
         Row(
             f"start-up, rosey run with the {functions} shipped functions",
@@ -195,6 +162,36 @@ async def run(env: Env) -> Report:
         f"printed); RSS right after, and after its round's {warm + sequential + many:,} commands.",
     ]
     return Report(rows, notes)
+
+
+# A figure's key in `found` → (what it is, its unit).
+FIGURES = {
+    "p50": ("latency p50", "ms"),
+    "p99": ("latency p99", "ms"),
+    "rate": (f"throughput, {IN_FLIGHT} in flight", "cmd/s"),
+    "cpu": ("CPU per command", "µs"),
+}
+
+
+def _rows(
+    mid: dict[str, float],
+    prefix: str,
+    work: str,
+    keys: tuple[str, ...],
+    side: str,
+    baseline: str,
+) -> list[Row]:
+    """The `keys` figures of `side` for one workload, against `baseline` and the echo."""
+    return [
+        Row(
+            prefix + FIGURES[key][0],
+            FIGURES[key][1],
+            mid[f"{side}.{work}.{key}"],
+            mid[f"{baseline}.{work}.{key}"],
+            mid[f"echo.{work}.{key}"],
+        )
+        for key in keys
+    ]
 
 
 def _mark(into: list[float], proc: procs.Proc) -> None:
