@@ -46,7 +46,7 @@ from runtime.core.activation import Activation
 from runtime.core.invoker import Invoker
 from runtime.core.runtime import Runtime
 from runtime.wire import contract
-from runtime.wire.bus import Binding
+from runtime.wire.bus import Binding, settle
 
 log = logging.getLogger("rosey.discovery")
 
@@ -205,7 +205,7 @@ class Discovery:
                 for tail in ("", ".*", ".*.*"):
                     subject = f"{DEFAULT_PREFIX}.{verb.value}{tail}"
                     self._control.append(await self.nc.subscribe(subject, cb=self._answer))
-            await self.nc.flush()
+            await settle(self.nc)
         await self.sync()
 
     async def _answer(self, msg: Msg) -> None:
@@ -229,7 +229,7 @@ class Discovery:
         await self.own.add_endpoint(name=name, subject=subject, handler=respond, queue_group=queue)
         # nats.micro does not flush a new endpoint's subscription: without this, a request sent
         # by another client right after start() could find no responder.
-        await self.nc.flush()
+        await settle(self.nc)
 
     async def sync(self) -> None:
         """Register new functions, re-register swapped ones (new version, new instance id) and

@@ -223,8 +223,9 @@ class Bus:
         return list(replies)
 
     async def flush(self, timeout: float = 5.0) -> None:
+        """Return once the server has everything sent before: see `settle`."""
         try:
-            await self.nc.flush(int(max(1, timeout)))
+            await settle(self.nc, timeout)
         except NatsError as e:
             raise BusError("flush", str(e) or type(e).__name__) from e
 
@@ -264,7 +265,7 @@ class Binding:
                 self.subject, queue=self.queue, cb=self._dispatch
             )
             # Once start() returns the server knows the subscription, so nothing sent after is missed.
-            await self.bus.nc.flush()
+            await settle(self.bus.nc)
         except NatsError as e:
             raise BusError(f"subscribe to {self.subject}", str(e) or type(e).__name__) from e
 
@@ -301,6 +302,19 @@ class Binding:
                 task.cancel()
             self.abandoned += len(late)
         return drained
+
+
+async def settle(nc: Client, timeout: float = 5.0) -> None:
+    """Return once the server has processed every command `nc` sent before (a SUB above all).
+
+    One `nc.flush()` does not prove it: nats-py writes its PING straight to the socket while
+    SUB and PUB wait in its pending buffer for the flusher task, so the PONG can come back before
+    a SUB that was sent first reached the server, and a request from another client right after
+    finds no responder (about 1 in 100 tries here). By the second PING the flusher has written
+    them: the second PONG comes after them.
+    """
+    for _ in range(2):
+        await nc.flush(int(max(1, timeout)))
 
 
 class Bindings(list[Binding]):

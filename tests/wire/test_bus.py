@@ -5,11 +5,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
 
 from runtime.constants import ENABLE
 from runtime.errors import BusError, ContractError
 from runtime.host.servers import EmbeddedNats, free_port
-from runtime.wire.bus import Bus
+from runtime.wire.bus import Binding, Bus
 
 
 async def test_runtime_connect_to_nothing_gives_up_with_a_clear_error() -> None:
@@ -205,3 +206,25 @@ async def test_connects_to_any_server_of_a_list_and_fails_over(
     finally:
         first.stop()
         second.stop()
+
+
+async def test_a_subscription_is_known_to_other_clients_once_binding_start_returns(
+    bus: Bus, peer: Bus
+) -> None:
+    # nats-py's flush() alone lets about 1 request in 100 find no responder here (its PING can
+    # overtake the SUB); Binding.start settles, so none of these may.
+    lost = 0
+    for n in range(400):
+
+        async def answer(msg: Msg) -> None:
+            await msg.respond(b"{}")
+
+        binding = Binding(peer, f"test.settle.{n}", answer)
+        await binding.start()
+        try:
+            await bus.nc.request(f"test.settle.{n}", b"{}", timeout=5)
+        except NoRespondersError:
+            lost += 1
+        finally:
+            await binding.stop()
+    assert lost == 0
