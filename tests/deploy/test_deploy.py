@@ -22,32 +22,9 @@ from runtime.deploy.versions import Versions
 from runtime.wire.bus import Bus
 from runtime.wire.signing import Signer
 from tests.conftest import Chat, wait_for, write_project
+from tests.echokit import echo_bundle, echo_code, echo_manifest
 
 TOKEN = "s3cret"
-
-
-def echo_manifest(version: str, extra: str = "") -> str:
-    return dedent(f"""\
-        name: echo
-        version: "{version}"
-        description: Says which version answered.
-        handler: echo:answer
-        commands:
-          echo: {{}}
-        """) + dedent(extra)
-
-
-def echo_code(version: str) -> str:
-    return f"def answer(event, ctx):\n    return 'v{version}:' + event.text\n"
-
-
-def echo_bundle(version: str, code: str | None = None, extra: str = "") -> Bundle:
-    return Bundle.create(
-        "echo",
-        version,
-        echo_manifest(version, extra),
-        {"echo.py": code if code is not None else echo_code(version)},
-    )
 
 
 Start = Callable[..., Awaitable[tuple[Runtime, DeployService]]]

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import re
-import textwrap
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from runtime.host.serve import serve
 from runtime.wire.bus import Bus
 from tests.clitools import ROOT
 from tests.conftest import wait_for, write_project
+from tests.echokit import echo_code, echo_manifest
 
 TOKEN = "console-test-token-0123456789"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,25 +48,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 NO_CHROMIUM = "browser tests need Debian's chromium (apt-get install chromium)"
-
-
-def echo_manifest(version: str) -> str:
-    return textwrap.dedent(f"""\
-        name: echo
-        version: "{version}"
-        description: Says which version answered.
-        handler: echo:answer
-        commands:
-          echo: {{}}
-        """)
-
-
-def echo_code(version: str) -> str:
-    return f"def answer(event, ctx):\n    return 'v{version}:' + event.text\n"
-
-
-def echo_bundle(version: str) -> Bundle:
-    return Bundle.create("echo", version, echo_manifest(version), {"echo.py": echo_code(version)})
 
 
 FLAKY = """\

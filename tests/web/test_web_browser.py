@@ -8,7 +8,8 @@ from typing import Any
 from playwright.async_api import expect
 
 from runtime.web.links import login_url
-from tests.web.conftest import TOKEN, Running, echo_bundle
+from tests.echokit import echo_bundle
+from tests.web.conftest import TOKEN, Running
 
 
 async def log_in(page: Any, running: Running) -> None:

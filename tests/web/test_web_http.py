@@ -14,7 +14,8 @@ from runtime.web.journal import TOKEN_HOLDER
 from runtime.web.links import login_url
 from runtime.web.login import ATTEMPTS
 from tests.conftest import wait_for
-from tests.web.conftest import TOKEN, Client, Running, echo_bundle, start
+from tests.echokit import echo_bundle
+from tests.web.conftest import TOKEN, Client, Running, start
 
 PAGES = ["/", "/functions/echo", "/activity", "/channel", "/deploys"]
 API = ["/api/functions", "/api/functions/echo", "/api/activity", "/api/channel", "/api/deploys"]
